@@ -1,14 +1,41 @@
 //! # otp-core: devices, policies and the store
 //!
-//! This crate will hold the device framework of the project, the counterpart of django-otp's models
-//! and public API:
-//!
-//! - the `Device` model and its pluggable kinds (TOTP, HOTP, backup codes, email codes);
-//! - the policies that apply to every kind: throttling, challenge cooldowns, timestamps and an
-//!   account-wide failure budget;
-//! - an async SQL store (SQLite embedded by default, PostgreSQL for many app servers) where every
-//!   state change is one compare-and-set update, so a code is accepted exactly once;
-//! - secrets sealed at rest under an application key.
-//!
-//! It builds on [`otp-oath`](https://docs.rs/otp-oath) for the algorithms and knows nothing of HTTP.
-//! Nothing is implemented yet: the algorithms crate is the foundation this one will stand on.
+//! The device framework of the project, the counterpart of django-otp's models and public API.
+
+#![forbid(unsafe_code)]
+
+mod backup_codes;
+mod clock;
+mod device;
+mod device_id;
+mod error;
+mod events;
+mod keys;
+pub mod kind;
+mod kinds;
+mod mailer;
+mod otp;
+mod policy;
+mod settings;
+mod store;
+
+pub use backup_codes::{
+    BACKUP_CODE_LEN, BackupCode, MAX_BACKUP_CODE_LEN, MIN_BACKUP_CODE_LEN, normalize_backup_code,
+};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use device::{ChallengeOutcome, Device, NotAllowedReason, VerifyOutcome};
+pub use device_id::DeviceId;
+pub use error::Error;
+pub use events::OtpEvent;
+pub use keys::{HashedCode, KeyRing};
+pub use kind::{BoxFuture, Challenge, DeviceKind, KindContext, KindRegistry, TokenCheck};
+pub use kinds::hotp::HotpOptions;
+pub use kinds::totp::TotpOptions;
+pub use kinds::{EmailKind, HotpKind, StaticKind, TotpKind};
+pub use mailer::{DevelopmentLogMailer, Mailer, OutgoingEmail, SmtpMailer};
+pub use otp::{Otp, OtpBuilder, RotationReport};
+pub use policy::{CooldownPolicy, FailureBudget, ThrottlePolicy, ThrottleState, Throttled};
+pub use settings::{
+    EmailSettings, HotpSettings, PerDevice, Settings, StaticSettings, TotpSettings,
+};
+pub use store::{DatabaseUrl, Store};

@@ -1,0 +1,76 @@
+//! Backup-code devices (django-otp's `otp_static`): several codes, each usable once, kept only
+//! as keyed hashes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{read_state, write_state};
+use crate::{
+    DeviceKind, Error, KindContext, Settings, ThrottlePolicy, TokenCheck, normalize_backup_code,
+};
+
+/// The kind of backup-code devices: `static/N`.
+#[derive(Debug, Default)]
+pub struct StaticKind;
+
+/// The stored state: the hashes of the codes not used yet.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct StaticState {
+    pub(crate) codes: Vec<String>,
+}
+
+impl StaticState {
+    /// Adds the hash of a normalised code.
+    pub(crate) fn add(&mut self, ctx: &KindContext<'_>, normalized: &str) {
+        self.codes.push(ctx.hash_code(normalized.as_bytes()));
+    }
+}
+
+/// How many unused codes a backup-code device state holds.
+pub(crate) fn remaining(state: &Value) -> Result<usize, Error> {
+    Ok(read_state::<StaticState>(state)?.codes.len())
+}
+
+impl DeviceKind for StaticKind {
+    fn name(&self) -> &'static str {
+        "static"
+    }
+
+    fn verbose_name(&self) -> &'static str {
+        "backup codes"
+    }
+
+    fn throttle_policy(&self, settings: &Settings) -> ThrottlePolicy {
+        settings.throttle(settings.static_codes.throttle_factor)
+    }
+
+    fn is_recovery(&self) -> bool {
+        true
+    }
+
+    fn check_token(
+        &self,
+        ctx: &KindContext<'_>,
+        state: &Value,
+        token: &str,
+    ) -> Result<TokenCheck, Error> {
+        let mut static_state: StaticState = read_state(state)?;
+        let Some(normalized) = normalize_backup_code(token) else {
+            return Ok(TokenCheck::NoMatch { state: None });
+        };
+        // Compare with every code, so the time taken does not tell which one matched.
+        let mut matched = None;
+        for (index, stored) in static_state.codes.iter().enumerate() {
+            if ctx.verify_code(stored, normalized.as_bytes())? && matched.is_none() {
+                matched = Some(index);
+            }
+        }
+        let Some(index) = matched else {
+            return Ok(TokenCheck::NoMatch { state: None });
+        };
+        static_state.codes.remove(index);
+        Ok(TokenCheck::Matched {
+            state: write_state(&static_state),
+        })
+    }
+}

@@ -1,0 +1,950 @@
+//! [`Otp`]: the public API, the counterpart of django-otp's `verify_token`, `match_token`,
+//! `devices_for_user`, `user_has_device` and `device_classes`, plus enrolment and operations.
+
+use std::fmt;
+use std::sync::Arc;
+
+use otp_oath::{OtpAuthUri, Secret};
+use tokio::sync::broadcast;
+
+use crate::kinds::email::EmailState;
+use crate::kinds::hotp::{HotpOptions, HotpState};
+use crate::kinds::static_codes::{self, StaticState};
+use crate::kinds::totp::{TotpOptions, TotpState};
+use crate::kinds::{EmailKind, HotpKind, StaticKind, TotpKind, read_state, write_state};
+use crate::mailer::Mailer;
+use crate::store::{DeviceUpdate, NewDevice};
+use crate::{
+    BackupCode, ChallengeOutcome, Clock, Device, DeviceId, DeviceKind, Error, KeyRing, KindContext,
+    KindRegistry, NotAllowedReason, OtpEvent, Settings, Store, SystemClock, ThrottleState,
+    TokenCheck, VerifyOutcome,
+};
+
+/// How often a compare-and-set may lose before a verification gives up. Each loss means another
+/// writer changed the same device in the meantime; hundreds in a row do not happen by chance.
+const MAX_CAS_ATTEMPTS: usize = 256;
+
+/// Events buffered per subscriber before the slowest one starts missing some.
+const EVENT_BUFFER: usize = 1024;
+
+/// The framework: devices in a store, their kinds, the keys that seal their secrets, the clock,
+/// the settings. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Otp {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    keys: KeyRing,
+    kinds: KindRegistry,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    events: broadcast::Sender<OtpEvent>,
+}
+
+impl fmt::Debug for Otp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Otp")
+            .field("store", &self.inner.store)
+            .field("keys", &self.inner.keys)
+            .field("kinds", &self.kind_names())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Otp`].
+#[derive(Debug)]
+pub struct OtpBuilder {
+    store: Store,
+    keys: KeyRing,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    mailer: Option<Arc<dyn Mailer>>,
+    extra_kinds: Vec<Arc<dyn DeviceKind>>,
+}
+
+impl OtpBuilder {
+    /// Replaces the default settings.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Replaces the system clock (tests freeze time with [`ManualClock`](crate::ManualClock)).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the mailer of email devices. Without one, challenges of email devices fail with
+    /// [`Error::Delivery`].
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// Registers a kind after the built-in ones (`totp`, `hotp`, `email`, `static`, in that
+    /// order).
+    pub fn with_kind(mut self, kind: Arc<dyn DeviceKind>) -> Self {
+        self.extra_kinds.push(kind);
+        self
+    }
+
+    /// Builds the framework.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicateKind`] or [`Error::InvalidDeviceId`] for a badly named extra kind.
+    pub fn build(self) -> Result<Otp, Error> {
+        let mailer = self.mailer.unwrap_or_else(|| Arc::new(NoMailer));
+        let mut kinds = KindRegistry::new();
+        kinds.register(Arc::new(TotpKind))?;
+        kinds.register(Arc::new(HotpKind))?;
+        kinds.register(Arc::new(EmailKind::new(
+            mailer,
+            self.settings.email.clone(),
+        )))?;
+        kinds.register(Arc::new(StaticKind))?;
+        for kind in self.extra_kinds {
+            kinds.register(kind)?;
+        }
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Ok(Otp {
+            inner: Arc::new(Inner {
+                store: self.store,
+                keys: self.keys,
+                kinds,
+                clock: self.clock,
+                settings: self.settings,
+                events,
+            }),
+        })
+    }
+}
+
+/// The mailer of a framework built without one.
+#[derive(Debug)]
+struct NoMailer;
+
+impl Mailer for NoMailer {
+    fn send<'a>(
+        &'a self,
+        _email: &'a crate::OutgoingEmail,
+    ) -> crate::BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Err(Error::Delivery("no mailer is configured".into())) })
+    }
+}
+
+/// Whether a verification logs in or finishes enrolment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Login,
+    Confirm,
+}
+
+/// What [`Otp::rotate_keys`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RotationReport {
+    /// Devices looked at.
+    pub examined: u64,
+    /// Devices whose secrets were re-sealed under the newest key.
+    pub resealed: u64,
+}
+
+impl Otp {
+    /// Starts building a framework on `store` with the application keys `keys`.
+    pub fn builder(store: Store, keys: KeyRing) -> OtpBuilder {
+        OtpBuilder {
+            store,
+            keys,
+            settings: Settings::default(),
+            clock: Arc::new(SystemClock),
+            mailer: None,
+            extra_kinds: Vec::new(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The kinds, in their defined order (django-otp's `device_classes()`).
+    pub fn device_kinds(&self) -> impl Iterator<Item = &Arc<dyn DeviceKind>> {
+        self.inner.kinds.iter()
+    }
+
+    fn kind_names(&self) -> Vec<&'static str> {
+        self.device_kinds().map(|k| k.name()).collect()
+    }
+
+    /// The kind called `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownKind`].
+    pub fn kind(&self, name: &str) -> Result<&Arc<dyn DeviceKind>, Error> {
+        self.inner
+            .kinds
+            .get(name)
+            .ok_or_else(|| Error::UnknownKind(name.chars().take(32).collect()))
+    }
+
+    /// Receives every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<OtpEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn emit(&self, event: OtpEvent) {
+        event.log();
+        // No subscriber is fine.
+        let _ = self.inner.events.send(event);
+    }
+
+    fn context<'a>(&'a self, user_key: &'a str, kind: &'a str) -> KindContext<'a> {
+        KindContext {
+            now: self.inner.clock.now(),
+            user_key,
+            settings: &self.inner.settings,
+            keys: &self.inner.keys,
+            kind,
+        }
+    }
+
+    /// The user's devices in the kinds' defined order, then by creation; `confirmed: Some(b)`
+    /// keeps only devices whose confirmation is `b` (django-otp's `devices_for_user`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn devices_for_user(
+        &self,
+        user_key: &str,
+        confirmed: Option<bool>,
+    ) -> Result<Vec<Device>, Error> {
+        let mut devices = self.inner.store.devices_of(user_key, confirmed).await?;
+        devices.sort_by_key(|d| self.inner.kinds.position(d.kind()));
+        Ok(devices)
+    }
+
+    /// Whether the user has a device (django-otp's `user_has_device`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn user_has_device(
+        &self,
+        user_key: &str,
+        confirmed: Option<bool>,
+    ) -> Result<bool, Error> {
+        Ok(!self
+            .inner
+            .store
+            .devices_of(user_key, confirmed)
+            .await?
+            .is_empty())
+    }
+
+    /// The device with this id if it belongs to `user_key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn device_of(&self, user_key: &str, id: &DeviceId) -> Result<Option<Device>, Error> {
+        Ok(self
+            .inner
+            .store
+            .device(id)
+            .await?
+            .filter(|d| d.user_key == user_key))
+    }
+
+    /// The device with this id, whoever owns it (for operators).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn device(&self, id: &DeviceId) -> Result<Option<Device>, Error> {
+        self.inner.store.device(id).await
+    }
+
+    /// Verifies `token` against the user's confirmed device `device_id` (django-otp's
+    /// `verify_token`, with the original's weaknesses fixed): the device must belong to the user
+    /// and be confirmed, throttling and the account failure budget apply, and the token is
+    /// accepted at most once, across threads, processes and servers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceNotFound`] if the user has no such device (another user's device is
+    /// reported the same way, and nothing of it changes); [`Error::Database`]; broken stored
+    /// state. A wrong token is [`VerifyOutcome::Invalid`], not an error.
+    pub async fn verify_token(
+        &self,
+        user_key: &str,
+        device_id: &DeviceId,
+        token: &str,
+    ) -> Result<VerifyOutcome, Error> {
+        self.verify(user_key, device_id, token, Purpose::Login)
+            .await
+    }
+
+    /// Verifies `token` against an **unconfirmed** device and confirms it if the token is right:
+    /// the last step of enrolment. The token is consumed as at login, so it cannot be used
+    /// again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Otp::verify_token`].
+    pub async fn confirm_device(
+        &self,
+        user_key: &str,
+        device_id: &DeviceId,
+        token: &str,
+    ) -> Result<VerifyOutcome, Error> {
+        self.verify(user_key, device_id, token, Purpose::Confirm)
+            .await
+    }
+
+    async fn verify(
+        &self,
+        user_key: &str,
+        device_id: &DeviceId,
+        token: &str,
+        purpose: Purpose,
+    ) -> Result<VerifyOutcome, Error> {
+        let kind = self.kind(device_id.kind())?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let device = self
+                .device_of(user_key, device_id)
+                .await?
+                .ok_or(Error::DeviceNotFound)?;
+            match (purpose, device.confirmed) {
+                (Purpose::Login, false) => {
+                    return Ok(VerifyOutcome::NotAllowed {
+                        reason: NotAllowedReason::Unconfirmed,
+                    });
+                }
+                (Purpose::Confirm, true) => {
+                    return Ok(VerifyOutcome::NotAllowed {
+                        reason: NotAllowedReason::AlreadyConfirmed,
+                    });
+                }
+                _ => {}
+            }
+            let ctx = self.context(user_key, kind.name());
+            let now = ctx.now;
+            let account_failures = self.inner.store.account_failures(user_key).await?;
+            if self
+                .inner
+                .settings
+                .failure_budget
+                .is_exhausted(account_failures)
+                && !kind.is_recovery()
+            {
+                self.emit(OtpEvent::AccountLocked {
+                    at: now,
+                    user_key: user_key.to_owned(),
+                });
+                return Ok(VerifyOutcome::NotAllowed {
+                    reason: NotAllowedReason::AccountLocked,
+                });
+            }
+            let policy = kind.throttle_policy(&self.inner.settings);
+            if let Err(throttled) = device.throttle.check(&policy, now) {
+                self.emit(OtpEvent::Throttled {
+                    at: now,
+                    user_key: user_key.to_owned(),
+                    device_id: device_id.clone(),
+                    retry_after: throttled.retry_after,
+                });
+                return Ok(VerifyOutcome::Throttled {
+                    failure_count: throttled.failure_count,
+                    retry_after: throttled.retry_after,
+                });
+            }
+            let mut update = DeviceUpdate::from(&device);
+            let matched = match kind.check_token(&ctx, &device.state, token)? {
+                TokenCheck::Matched { state } => {
+                    update.state = state;
+                    update.throttle = ThrottleState::default();
+                    update.last_used_at = Some(now);
+                    // A success lifts the challenge cooldown, as in django-otp.
+                    update.last_challenge_at = None;
+                    update.confirmed = true;
+                    true
+                }
+                TokenCheck::NoMatch { state } => {
+                    if let Some(state) = state {
+                        update.state = state;
+                    }
+                    update.throttle.record_failure(now);
+                    false
+                }
+            };
+            let Some(stored) = self.inner.store.compare_and_set(&device, update).await? else {
+                continue; // Another writer came first: re-read and decide again.
+            };
+            if matched {
+                self.inner.store.reset_account(user_key).await?;
+                self.emit(OtpEvent::Verified {
+                    at: now,
+                    user_key: user_key.to_owned(),
+                    device_id: device_id.clone(),
+                });
+                return Ok(VerifyOutcome::Verified(stored));
+            }
+            self.record_failure(user_key, device_id, stored.throttle.failure_count, now)
+                .await?;
+            return Ok(VerifyOutcome::Invalid {
+                failure_count: stored.throttle.failure_count,
+            });
+        }
+        Err(Error::Contention)
+    }
+
+    async fn record_failure(
+        &self,
+        user_key: &str,
+        device_id: &DeviceId,
+        failure_count: u32,
+        now: crate::Timestamp,
+    ) -> Result<(), Error> {
+        let account_failures = self.inner.store.record_account_failure(user_key).await?;
+        self.emit(OtpEvent::VerificationFailed {
+            at: now,
+            user_key: user_key.to_owned(),
+            device_id: device_id.clone(),
+            failure_count,
+        });
+        if account_failures == self.inner.settings.failure_budget.limit {
+            self.emit(OtpEvent::AccountLocked {
+                at: now,
+                user_key: user_key.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Tries `token` against each of the user's confirmed devices in order and returns the
+    /// first that accepts it. Throttled devices are skipped; a miss counts **one** failure
+    /// against the account budget, not one per device (django-otp counted one per device).
+    ///
+    /// # Errors
+    ///
+    /// As [`Otp::verify_token`].
+    #[deprecated(note = "verify against one device the user chose, with `verify_token`")]
+    pub async fn match_token(&self, user_key: &str, token: &str) -> Result<Option<Device>, Error> {
+        let account_failures = self.inner.store.account_failures(user_key).await?;
+        let locked = self
+            .inner
+            .settings
+            .failure_budget
+            .is_exhausted(account_failures);
+        for device in self.devices_for_user(user_key, Some(true)).await? {
+            let kind = self.kind(device.kind())?;
+            if locked && !kind.is_recovery() {
+                continue;
+            }
+            let ctx = self.context(user_key, kind.name());
+            let policy = kind.throttle_policy(&self.inner.settings);
+            if device.throttle.check(&policy, ctx.now).is_err() {
+                continue;
+            }
+            if let TokenCheck::Matched { .. } = kind.check_token(&ctx, &device.state, token)? {
+                // Consume it through the one path that guarantees exactly once.
+                if let VerifyOutcome::Verified(device) =
+                    self.verify_token(user_key, &device.id, token).await?
+                {
+                    return Ok(Some(device));
+                }
+            }
+        }
+        let now = self.inner.clock.now();
+        let failures = self.inner.store.record_account_failure(user_key).await?;
+        if failures == self.inner.settings.failure_budget.limit {
+            self.emit(OtpEvent::AccountLocked {
+                at: now,
+                user_key: user_key.to_owned(),
+            });
+        }
+        Ok(None)
+    }
+
+    /// Sends a challenge (an email code) for the user's device. Unconfirmed devices may be
+    /// challenged, so that enrolment can send its confirmation code. The cooldown applies; a
+    /// delivery that fails does not start it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceNotFound`]; [`Error::Delivery`] if the message could not be sent (the
+    /// detail is logged, and is safe to show to operators but not to users);
+    /// [`Error::Database`].
+    pub async fn generate_challenge(
+        &self,
+        user_key: &str,
+        device_id: &DeviceId,
+    ) -> Result<ChallengeOutcome, Error> {
+        let kind = self.kind(device_id.kind())?;
+        if !kind.is_interactive() {
+            return Ok(ChallengeOutcome::NotAllowed {
+                reason: NotAllowedReason::NotInteractive,
+            });
+        }
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let device = self
+                .device_of(user_key, device_id)
+                .await?
+                .ok_or(Error::DeviceNotFound)?;
+            let ctx = self.context(user_key, kind.name());
+            let now = ctx.now;
+            let account_failures = self.inner.store.account_failures(user_key).await?;
+            if self
+                .inner
+                .settings
+                .failure_budget
+                .is_exhausted(account_failures)
+                && !kind.is_recovery()
+            {
+                return Ok(ChallengeOutcome::NotAllowed {
+                    reason: NotAllowedReason::AccountLocked,
+                });
+            }
+            if let Err(next) = kind
+                .cooldown(&self.inner.settings)
+                .check(device.last_challenge_at, now)
+            {
+                return Ok(ChallengeOutcome::Cooldown {
+                    retry_after: next.since(now),
+                });
+            }
+            let Some(challenge) = kind.prepare_challenge(&ctx, &device.state)? else {
+                return Ok(ChallengeOutcome::NotAllowed {
+                    reason: NotAllowedReason::NotInteractive,
+                });
+            };
+            let mut update = DeviceUpdate::from(&device);
+            update.state = challenge.state.clone();
+            update.last_challenge_at = Some(now);
+            let Some(stored) = self.inner.store.compare_and_set(&device, update).await? else {
+                continue;
+            };
+            if let Err(err) = kind.deliver(&challenge).await {
+                tracing::error!(device = %device_id, error = %err, "challenge delivery failed");
+                self.emit(OtpEvent::ChallengeFailed {
+                    at: now,
+                    user_key: user_key.to_owned(),
+                    device_id: device_id.clone(),
+                });
+                // Undo: the cooldown did not start and the old state (and code) stands, unless
+                // someone changed the device since.
+                let mut undo = DeviceUpdate::from(&stored);
+                undo.state = device.state.clone();
+                undo.last_challenge_at = device.last_challenge_at;
+                self.inner.store.compare_and_set(&stored, undo).await?;
+                return Err(err);
+            }
+            self.emit(OtpEvent::ChallengeSent {
+                at: now,
+                user_key: user_key.to_owned(),
+                device_id: device_id.clone(),
+            });
+            return Ok(ChallengeOutcome::Sent {
+                recipient: challenge.recipient.clone(),
+                valid_for: challenge.valid_for,
+            });
+        }
+        Err(Error::Contention)
+    }
+
+    async fn insert(
+        &self,
+        user_key: &str,
+        kind: &str,
+        name: &str,
+        confirmed: bool,
+        state: serde_json::Value,
+    ) -> Result<Device, Error> {
+        check_user_key(user_key)?;
+        check_device_name(name)?;
+        self.inner
+            .store
+            .insert_device(NewDevice {
+                user_key,
+                kind,
+                name,
+                confirmed,
+                created_at: self.inner.clock.now(),
+                state,
+            })
+            .await
+    }
+
+    /// Creates a TOTP device with `secret` (a fresh 160-bit one if `None`). Enrolment creates it
+    /// unconfirmed and confirms it with [`Otp::confirm_device`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUserKey`], [`Error::InvalidDeviceName`], [`Error::Oath`] for a zero step,
+    /// [`Error::Database`].
+    pub async fn create_totp_device(
+        &self,
+        user_key: &str,
+        name: &str,
+        secret: Option<Secret>,
+        options: TotpOptions,
+        confirmed: bool,
+    ) -> Result<Device, Error> {
+        let secret = secret.unwrap_or_else(Secret::generate);
+        let ctx = self.context(user_key, "totp");
+        let state = write_state(&TotpState::new(&ctx, &secret, options)?);
+        self.insert(user_key, "totp", name, confirmed, state).await
+    }
+
+    /// Creates an HOTP device with `secret` (a fresh 160-bit one if `None`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Otp::create_totp_device`].
+    pub async fn create_hotp_device(
+        &self,
+        user_key: &str,
+        name: &str,
+        secret: Option<Secret>,
+        options: HotpOptions,
+        confirmed: bool,
+    ) -> Result<Device, Error> {
+        let secret = secret.unwrap_or_else(Secret::generate);
+        let ctx = self.context(user_key, "hotp");
+        let state = write_state(&HotpState::new(&ctx, &secret, options)?);
+        self.insert(user_key, "hotp", name, confirmed, state).await
+    }
+
+    /// Creates an email device sending to `address`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEmailAddress`], and as [`Otp::create_totp_device`].
+    pub async fn create_email_device(
+        &self,
+        user_key: &str,
+        name: &str,
+        address: &str,
+        confirmed: bool,
+    ) -> Result<Device, Error> {
+        let state = write_state(&EmailState::new(address)?);
+        self.insert(user_key, "email", name, confirmed, state).await
+    }
+
+    /// Creates a backup-code device with `count` fresh codes (`None`: `OTP_STATIC_COUNT`) and
+    /// returns them: this is the only time they can be shown, only their hashes are stored.
+    ///
+    /// # Errors
+    ///
+    /// As [`Otp::create_totp_device`].
+    pub async fn create_backup_codes(
+        &self,
+        user_key: &str,
+        name: &str,
+        count: Option<usize>,
+    ) -> Result<(Device, Vec<BackupCode>), Error> {
+        let count = count.unwrap_or(self.inner.settings.static_codes.count);
+        check_code_count(count)?;
+        let ctx = self.context(user_key, "static");
+        let codes: Vec<BackupCode> = (0..count).map(|_| BackupCode::generate()).collect();
+        let mut state = StaticState::default();
+        for code in &codes {
+            state.add(&ctx, code.normalized());
+        }
+        let device = self
+            .insert(user_key, "static", name, true, write_state(&state))
+            .await?;
+        Ok((device, codes))
+    }
+
+    /// Replaces every code of a backup-code device with `count` fresh ones and returns them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceNotFound`] if the user has no such backup-code device, and as
+    /// [`Otp::create_backup_codes`].
+    pub async fn regenerate_backup_codes(
+        &self,
+        user_key: &str,
+        device_id: &DeviceId,
+        count: Option<usize>,
+    ) -> Result<Vec<BackupCode>, Error> {
+        let count = count.unwrap_or(self.inner.settings.static_codes.count);
+        check_code_count(count)?;
+        if device_id.kind() != "static" {
+            return Err(Error::DeviceNotFound);
+        }
+        let ctx = self.context(user_key, "static");
+        let codes: Vec<BackupCode> = (0..count).map(|_| BackupCode::generate()).collect();
+        let mut state = StaticState::default();
+        for code in &codes {
+            state.add(&ctx, code.normalized());
+        }
+        let state = write_state(&state);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let device = self
+                .device_of(user_key, device_id)
+                .await?
+                .ok_or(Error::DeviceNotFound)?;
+            let mut update = DeviceUpdate::from(&device);
+            update.state = state.clone();
+            if self
+                .inner
+                .store
+                .compare_and_set(&device, update)
+                .await?
+                .is_some()
+            {
+                return Ok(codes);
+            }
+        }
+        Err(Error::Contention)
+    }
+
+    /// Adds one code to the user's first backup-code device, creating one named "Backup Code"
+    /// if the user has none (django-otp's `add_static_token`). `token: None` generates a code;
+    /// an operator's code must be 8 to 32 symbols of the backup-code alphabet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidBackupCode`] for an unusable chosen code, and as
+    /// [`Otp::create_backup_codes`].
+    pub async fn add_static_token(
+        &self,
+        user_key: &str,
+        token: Option<&str>,
+    ) -> Result<(Device, BackupCode), Error> {
+        let code = match token {
+            None => BackupCode::generate(),
+            Some(text) => BackupCode::parse(text).ok_or(Error::InvalidBackupCode)?,
+        };
+        let ctx = self.context(user_key, "static");
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let existing = self
+                .inner
+                .store
+                .devices_of(user_key, None)
+                .await?
+                .into_iter()
+                .find(|d| d.kind() == "static");
+            let Some(device) = existing else {
+                let mut state = StaticState::default();
+                state.add(&ctx, code.normalized());
+                let device = self
+                    .insert(user_key, "static", "Backup Code", true, write_state(&state))
+                    .await?;
+                return Ok((device, code));
+            };
+            let mut state: StaticState = read_state(&device.state)?;
+            state.add(&ctx, code.normalized());
+            let mut update = DeviceUpdate::from(&device);
+            update.state = write_state(&state);
+            if let Some(device) = self.inner.store.compare_and_set(&device, update).await? {
+                return Ok((device, code));
+            }
+        }
+        Err(Error::Contention)
+    }
+
+    /// How many unused codes a backup-code device has left.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceNotFound`] if `device` is not a backup-code device; broken stored state.
+    pub fn backup_codes_remaining(&self, device: &Device) -> Result<usize, Error> {
+        if device.kind() != "static" {
+            return Err(Error::DeviceNotFound);
+        }
+        static_codes::remaining(&device.state)
+    }
+
+    /// The otpauth:// URI of a TOTP or HOTP device, with the issuer and image of the settings,
+    /// for its QR code.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceNotFound`] for devices of other kinds; broken stored state.
+    pub fn provisioning_uri(&self, device: &Device) -> Result<OtpAuthUri, Error> {
+        let ctx = self.context(&device.user_key, device.kind());
+        match device.kind() {
+            "totp" => read_state::<TotpState>(&device.state)?.uri(&ctx, device),
+            "hotp" => read_state::<HotpState>(&device.state)?.uri(&ctx, device),
+            _ => Err(Error::DeviceNotFound),
+        }
+    }
+
+    /// Renames a device or changes its confirmation (for self-service and operators).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceNotFound`], [`Error::InvalidDeviceName`], [`Error::Database`].
+    pub async fn update_device(
+        &self,
+        device_id: &DeviceId,
+        name: Option<&str>,
+        confirmed: Option<bool>,
+    ) -> Result<Device, Error> {
+        if let Some(name) = name {
+            check_device_name(name)?;
+        }
+        self.modify(device_id, |update| {
+            if let Some(name) = name {
+                update.name = name.to_owned();
+            }
+            if let Some(confirmed) = confirmed {
+                update.confirmed = confirmed;
+            }
+        })
+        .await
+    }
+
+    /// Clears a device's throttling (django-otp's `throttle_reset`, for operators).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceNotFound`], [`Error::Database`].
+    pub async fn reset_throttle(&self, device_id: &DeviceId) -> Result<Device, Error> {
+        self.modify(device_id, |update| {
+            update.throttle = ThrottleState::default()
+        })
+        .await
+    }
+
+    async fn modify(
+        &self,
+        device_id: &DeviceId,
+        change: impl Fn(&mut DeviceUpdate),
+    ) -> Result<Device, Error> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let device = self
+                .inner
+                .store
+                .device(device_id)
+                .await?
+                .ok_or(Error::DeviceNotFound)?;
+            let mut update = DeviceUpdate::from(&device);
+            change(&mut update);
+            if let Some(stored) = self.inner.store.compare_and_set(&device, update).await? {
+                return Ok(stored);
+            }
+        }
+        Err(Error::Contention)
+    }
+
+    /// Deletes a device.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceNotFound`], [`Error::Database`].
+    pub async fn remove_device(&self, device_id: &DeviceId) -> Result<(), Error> {
+        if self.inner.store.delete_device(device_id).await? {
+            Ok(())
+        } else {
+            Err(Error::DeviceNotFound)
+        }
+    }
+
+    /// Consecutive failed verifications of the account (the failure budget spent so far).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn account_failures(&self, user_key: &str) -> Result<u32, Error> {
+        self.inner.store.account_failures(user_key).await
+    }
+
+    /// Restores the account's failure budget (for operators).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn reset_account(&self, user_key: &str) -> Result<(), Error> {
+        self.inner.store.reset_account(user_key).await
+    }
+
+    /// Re-seals every device's secrets under the newest application key, `progress(done,
+    /// resealed)` after each batch. Hashed codes cannot be re-hashed (only their hashes are
+    /// kept): keep old keys in the ring until those codes are used or regenerated.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownKeyId`] if a secret was sealed under a key the ring lacks;
+    /// [`Error::Database`].
+    pub async fn rotate_keys(
+        &self,
+        mut progress: impl FnMut(RotationReport),
+    ) -> Result<RotationReport, Error> {
+        const BATCH: i64 = 256;
+        let mut report = RotationReport::default();
+        let mut after = 0;
+        loop {
+            let page = self.inner.store.devices_page(after, BATCH).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.id.number();
+            for device in page {
+                report.examined += 1;
+                let Ok(kind) = self.kind(device.kind()) else {
+                    continue; // A kind this program does not register: nothing it can open.
+                };
+                let mut current = device;
+                for _ in 0..MAX_CAS_ATTEMPTS {
+                    let ctx = self.context(&current.user_key, kind.name());
+                    let Some(state) = kind.reseal(&ctx, &current.state)? else {
+                        break;
+                    };
+                    let mut update = DeviceUpdate::from(&current);
+                    update.state = state;
+                    if self
+                        .inner
+                        .store
+                        .compare_and_set(&current, update)
+                        .await?
+                        .is_some()
+                    {
+                        report.resealed += 1;
+                        break;
+                    }
+                    match self.inner.store.device(&current.id).await? {
+                        Some(fresh) => current = fresh,
+                        None => break,
+                    }
+                }
+            }
+            progress(report);
+        }
+        Ok(report)
+    }
+}
+
+fn check_user_key(user_key: &str) -> Result<(), Error> {
+    if user_key.is_empty() || user_key.len() > 255 || user_key.chars().any(char::is_control) {
+        return Err(Error::InvalidUserKey);
+    }
+    Ok(())
+}
+
+fn check_device_name(name: &str) -> Result<(), Error> {
+    if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(Error::InvalidDeviceName);
+    }
+    Ok(())
+}
+
+fn check_code_count(count: usize) -> Result<(), Error> {
+    if !(1..=100).contains(&count) {
+        return Err(Error::InvalidCodeCount(count));
+    }
+    Ok(())
+}

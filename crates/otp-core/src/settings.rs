@@ -1,0 +1,189 @@
+//! Typed settings: every django-otp setting that still applies, with the original's defaults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Device, FailureBudget, ThrottlePolicy};
+
+/// A text setting that may depend on the device, like django-otp's `OTP_TOTP_ISSUER`, which may
+/// be a string or a function of the device.
+#[derive(Clone, Default)]
+pub enum PerDevice {
+    /// Not set.
+    #[default]
+    Unset,
+    /// The same text for every device.
+    Fixed(String),
+    /// Computed for each device; `None` leaves it out.
+    Computed(Arc<dyn Fn(&Device) -> Option<String> + Send + Sync>),
+}
+
+impl PerDevice {
+    /// The value for `device`; empty text counts as unset.
+    pub fn resolve(&self, device: &Device) -> Option<String> {
+        let value = match self {
+            Self::Unset => None,
+            Self::Fixed(text) => Some(text.clone()),
+            Self::Computed(compute) => compute(device),
+        };
+        value.filter(|text| !text.is_empty())
+    }
+}
+
+impl fmt::Debug for PerDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unset => f.write_str("Unset"),
+            Self::Fixed(text) => f.debug_tuple("Fixed").field(text).finish(),
+            Self::Computed(_) => f.write_str("Computed(..)"),
+        }
+    }
+}
+
+/// Settings of TOTP devices.
+#[derive(Debug, Clone)]
+pub struct TotpSettings {
+    /// `OTP_TOTP_ISSUER`: the issuer in provisioning URIs.
+    pub issuer: PerDevice,
+    /// `OTP_TOTP_IMAGE`: the image URL in provisioning URIs.
+    pub image: PerDevice,
+    /// `OTP_TOTP_SYNC`: follow the prover's clock drift (default true).
+    pub sync: bool,
+    /// `OTP_TOTP_THROTTLE_FACTOR`: throttling factor (default 1 s; 0 disables).
+    pub throttle_factor: Duration,
+    /// `OTP_TOTP_TOLERANCE`: steps accepted either side for new devices (default 1).
+    pub tolerance: u16,
+    /// `OTP_TOTP_MAX_DRIFT`: bound on the drift synchronisation may reach, in steps (default 2).
+    /// django-otp let it grow without bound.
+    pub max_drift: u16,
+}
+
+impl Default for TotpSettings {
+    fn default() -> Self {
+        Self {
+            issuer: PerDevice::Unset,
+            image: PerDevice::Unset,
+            sync: true,
+            throttle_factor: Duration::from_secs(1),
+            tolerance: 1,
+            max_drift: 2,
+        }
+    }
+}
+
+/// Settings of HOTP devices.
+#[derive(Debug, Clone)]
+pub struct HotpSettings {
+    /// `OTP_HOTP_ISSUER`: the issuer in provisioning URIs.
+    pub issuer: PerDevice,
+    /// `OTP_HOTP_THROTTLE_FACTOR`: throttling factor (default 1 s; 0 disables).
+    pub throttle_factor: Duration,
+    /// `OTP_HOTP_TOLERANCE`: missed codes tolerated for new devices (default 5).
+    pub tolerance: u16,
+}
+
+impl Default for HotpSettings {
+    fn default() -> Self {
+        Self {
+            issuer: PerDevice::Unset,
+            throttle_factor: Duration::from_secs(1),
+            tolerance: 5,
+        }
+    }
+}
+
+/// Settings of backup-code devices (django-otp's static devices).
+#[derive(Debug, Clone)]
+pub struct StaticSettings {
+    /// `OTP_STATIC_THROTTLE_FACTOR`: throttling factor (default 1 s; 0 disables).
+    pub throttle_factor: Duration,
+    /// `OTP_STATIC_COUNT`: codes made per device (default 10).
+    pub count: usize,
+}
+
+impl Default for StaticSettings {
+    fn default() -> Self {
+        Self {
+            throttle_factor: Duration::from_secs(1),
+            count: 10,
+        }
+    }
+}
+
+/// Settings of email devices.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    /// `OTP_EMAIL_SENDER`: the From address.
+    pub sender: String,
+    /// `OTP_EMAIL_SUBJECT`: the subject; `{token}` is replaced by the code.
+    pub subject: String,
+    /// `OTP_EMAIL_BODY_TEMPLATE`: the plain-text body; `{token}` (or `{{ token }}`) is replaced.
+    pub body_template: String,
+    /// `OTP_EMAIL_BODY_HTML_TEMPLATE`: an HTML alternative, if any; the code is HTML-escaped.
+    pub body_html_template: Option<String>,
+    /// `OTP_EMAIL_TOKEN_VALIDITY`: how long a code stays valid (default 300 s).
+    pub token_validity: Duration,
+    /// `OTP_EMAIL_THROTTLE_FACTOR`: throttling factor (default 1 s; 0 disables).
+    pub throttle_factor: Duration,
+    /// `OTP_EMAIL_COOLDOWN_DURATION`: minimum gap between two codes (default 60 s; 0 disables).
+    pub cooldown: Duration,
+    /// `OTP_EMAIL_MAX_FAILURES`: wrong tries after which the code is void (default 5).
+    pub max_failures: u32,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self {
+            sender: "webmaster@localhost".into(),
+            subject: "OTP token".into(),
+            body_template: "{token}\n".into(),
+            body_html_template: None,
+            token_validity: Duration::from_secs(300),
+            throttle_factor: Duration::from_secs(1),
+            cooldown: Duration::from_secs(60),
+            max_failures: 5,
+        }
+    }
+}
+
+/// All settings of the framework.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// TOTP devices.
+    pub totp: TotpSettings,
+    /// HOTP devices.
+    pub hotp: HotpSettings,
+    /// Backup-code devices.
+    pub static_codes: StaticSettings,
+    /// Email devices.
+    pub email: EmailSettings,
+    /// `OTP_FAILURE_BUDGET`: consecutive failures across a user's devices that lock the account
+    /// (default 100, NIST SP 800-63B).
+    pub failure_budget: FailureBudget,
+    /// `OTP_MAX_THROTTLE_DELAY`: the longest throttling delay (default 1 hour).
+    pub max_throttle_delay: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            totp: TotpSettings::default(),
+            hotp: HotpSettings::default(),
+            static_codes: StaticSettings::default(),
+            email: EmailSettings::default(),
+            failure_budget: FailureBudget::default(),
+            max_throttle_delay: ThrottlePolicy::DEFAULT_MAX_DELAY,
+        }
+    }
+}
+
+impl Settings {
+    /// A throttle policy with `factor` and the configured cap.
+    pub fn throttle(&self, factor: Duration) -> ThrottlePolicy {
+        ThrottlePolicy {
+            factor,
+            max_delay: self.max_throttle_delay,
+        }
+    }
+}
