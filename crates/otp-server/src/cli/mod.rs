@@ -1,0 +1,536 @@
+//! The `otp` command line: its arguments ([`Cli`] and one [`Command`] per subcommand) and
+//! [`run`], which parses them and carries the command out.
+//!
+//! ## Commands
+//!
+//! | command | prints on standard output |
+//! |---|---|
+//! | `otp code totp --secret B32 [--time T] [--step S] [--t0 T0] [--digits D] [--algorithm A]` | the code, alone on one line |
+//! | `otp code hotp --secret B32 --counter N [--digits D] [--algorithm A]` | the code |
+//! | `otp code --uri URI [--time T] [--counter N]` | the code of that credential |
+//! | `otp uri parse URI` | the URI's fields as one pretty-printed JSON object |
+//! | `otp uri build --type totp\|hotp --account A [...]` | the URI (with a newly generated secret unless `--secret` is given) |
+//! | `otp qr URI [--png FILE \| --svg FILE]` | the QR code drawn in the terminal, or nothing when writing a file |
+//!
+//! `otp uri parse` prints, for example:
+//!
+//! ```json
+//! {
+//!   "type": "totp",
+//!   "issuer": "Example",
+//!   "account": "alice@example.com",
+//!   "secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
+//!   "algorithm": "SHA1",
+//!   "digits": 6,
+//!   "period": 30,
+//!   "image": null
+//! }
+//! ```
+//!
+//! `issuer` and `image` are `null` when absent; an HOTP URI has `counter` in place of `period`;
+//! `secret` is upper-case base32 without padding.
+//!
+//! ## Weak secrets
+//!
+//! Making codes for a credential that already exists (`otp code`, `otp qr`, `otp uri parse`)
+//! accepts secrets shorter than the 128 bits of RFC 4226: the credential is what it is, and
+//! 80-bit secrets are common. Issuing a new one (`otp uri build --secret`) refuses them unless
+//! `--allow-weak-secret` is given.
+//!
+//! ## Exit statuses and messages
+//!
+//! | status | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | the output could not be written (a file, or standard output) |
+//! | 2 | usage or input error |
+//!
+//! Every failure is reported as exactly one line on standard error, beginning with `otp: `,
+//! except a closed pipe on standard output (`otp qr URI | head`), which only sets status 1.
+//! No message ever repeats a secret: secrets are parsed by this module, not by clap, and parse
+//! errors only give a position; argument values that clap rejects (an unexpected word, an
+//! unknown subcommand, a bad value) are named by their flag, not repeated, since a secret with
+//! unquoted spaces (`--secret abcd efgh`) would otherwise end up on the screen and in logs.
+//!
+//! ## Adding a command
+//!
+//! Add a variant to [`Command`] whose fields are a `clap::Args` struct, in a module of its own
+//! next to `code.rs` with a `run(args, out) -> Result<(), Failure>` function, and one arm to
+//! `Command::execute`. Report problems as a `Failure` so that the exit status and the one-line
+//! message rule hold for it too.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Parser, Subcommand};
+
+mod code;
+mod params;
+mod qr;
+mod uri;
+
+pub use code::{CodeArgs, CodeKind, HotpCodeArgs, TotpCodeArgs};
+pub use params::{CodeParams, HashAlgorithm};
+pub use qr::QrArgs;
+pub use uri::{OtpType, UriBuildArgs, UriCommand, UriParseArgs};
+
+/// Exit status of a usage or input error.
+const EXIT_USAGE: u8 = 2;
+/// Exit status when output cannot be written.
+const EXIT_OUTPUT: u8 = 1;
+
+/// Command-line tool of the otp two-factor framework: one-time codes, otpauth:// URIs and QR
+/// codes.
+#[derive(Parser)]
+#[command(
+    name = "otp",
+    bin_name = "otp",
+    version,
+    // A missing subcommand is a usage error like any other: one line, not the whole help.
+    arg_required_else_help = false,
+    after_help = "Exit status: 0 on success, 1 if output cannot be written, 2 for usage or input errors \
+                  (one line on standard error, never containing a secret).",
+    after_long_help = "Exit status: 0 on success, 1 if output cannot be written, 2 for usage or input errors \
+                       (one line on standard error, never containing a secret).\n\n\
+                       Secrets given on the command line are visible to other users of this machine \
+                       (ps, /proc) and may be kept in the shell history."
+)]
+pub struct Cli {
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of `otp`.
+#[derive(Subcommand)]
+#[non_exhaustive]
+pub enum Command {
+    /// Print the one-time code of a credential
+    #[command(long_about = code::LONG_ABOUT)]
+    Code(CodeArgs),
+    /// Parse or build otpauth:// URIs
+    #[command(subcommand, arg_required_else_help = false)]
+    Uri(UriCommand),
+    /// Show an otpauth:// URI as a QR code, in the terminal or as a PNG or SVG file
+    ///
+    /// Without --png or --svg the code is drawn with Unicode half blocks for a terminal with a
+    /// dark background. The URI is encoded as given, after checking that it parses
+    /// (weak secrets accepted). The image holds the secret: new files are created readable by
+    /// their owner only (on Unix); an existing file is overwritten.
+    Qr(QrArgs),
+}
+
+impl Command {
+    fn execute(self, out: &mut dyn Write) -> Result<(), Failure> {
+        match self {
+            Self::Code(args) => code::run(args, out),
+            Self::Uri(command) => uri::run(command, out),
+            Self::Qr(args) => qr::run(args, out),
+        }
+    }
+}
+
+/// Parses `args` (the first one is the program name, as in [`std::env::args_os`]), runs the
+/// command, writes its output to `stdout` and any error, as one line, to `stderr`, and returns
+/// the exit status: 0 on success, 1 if output cannot be written, 2 for usage or input errors.
+///
+/// `--help` and `--version` go to `stdout` with status 0.
+pub fn run<I, T>(args: I, stdout: &mut dyn Write, stderr: &mut dyn Write) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => return report_clap_error(&err, stdout, stderr),
+    };
+    let result = cli
+        .command
+        .execute(stdout)
+        .and_then(|()| stdout.flush().map_err(Failure::stdout));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            // A reader that has gone away (`otp qr … | head`) has seen all it wanted: no message.
+            // Nothing sensible is left to do if standard error cannot be written either.
+            if !failure.is_broken_pipe() {
+                let _ = writeln!(stderr, "otp: {failure}");
+            }
+            ExitCode::from(failure.exit_status())
+        }
+    }
+}
+
+/// Why a command failed. Every variant renders as one line without secrets.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The command line is wrong in a way clap cannot check.
+    Usage(&'static str),
+    /// The value of a flag cannot be used.
+    InvalidArg {
+        /// The flag, with its dashes.
+        flag: &'static str,
+        /// What is wrong with it.
+        error: otp_oath::Error,
+    },
+    /// An input that names itself in its message: a URI, or a QR code that cannot be made.
+    Input(otp_oath::Error),
+    /// Output could not be written.
+    Write {
+        /// What was being written: a file name or "standard output".
+        target: String,
+        /// Why it failed.
+        error: io::Error,
+    },
+}
+
+impl Failure {
+    fn exit_status(&self) -> u8 {
+        match self {
+            Self::Write { .. } => EXIT_OUTPUT,
+            Self::Usage(_) | Self::InvalidArg { .. } | Self::Input(_) => EXIT_USAGE,
+        }
+    }
+
+    fn is_broken_pipe(&self) -> bool {
+        matches!(self, Self::Write { error, .. } if error.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// A failure to write to standard output.
+    pub(crate) fn stdout(error: io::Error) -> Self {
+        Self::Write {
+            target: "standard output".to_owned(),
+            error,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage(message) => f.write_str(message),
+            Self::InvalidArg { flag, error } => match error {
+                otp_oath::Error::SecretTooShort { bits, min_bits } => write!(
+                    f,
+                    "invalid {flag}: the secret has {bits} bits, fewer than the {min_bits} \
+                     required (pass --allow-weak-secret to accept it anyway)"
+                ),
+                otp_oath::Error::InvalidUri {
+                    problem: otp_oath::UriProblem::Missing,
+                    ..
+                } => write!(f, "invalid {flag}: must not be empty"),
+                otp_oath::Error::InvalidUri { problem, .. } => {
+                    write!(f, "invalid {flag}: {problem}")
+                }
+                error => write!(f, "invalid {flag}: {error}"),
+            },
+            Self::Input(error) => write!(f, "{error}"),
+            Self::Write { target, error } => write!(f, "cannot write {target}: {error}"),
+        }
+    }
+}
+
+/// Writes help and version to `stdout`, and every real error as one line to `stderr`.
+fn report_clap_error(
+    err: &clap::Error,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let written = write!(stdout, "{}", err.render()).and_then(|()| stdout.flush());
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    let failure = Failure::stdout(error);
+                    if !failure.is_broken_pipe() {
+                        let _ = writeln!(stderr, "otp: {failure}");
+                    }
+                    ExitCode::from(EXIT_OUTPUT)
+                }
+            }
+        }
+        // Only for commands that set `arg_required_else_help`, which none here does: clap would
+        // print the whole help on stderr, so keep to the one-line rule instead.
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = writeln!(
+                stderr,
+                "otp: a subcommand or an argument is missing (see --help)"
+            );
+            ExitCode::from(EXIT_USAGE)
+        }
+        _ => {
+            let _ = writeln!(stderr, "otp: {}", one_line_message(err));
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Condenses a clap error into one line, naming the offending flag but never repeating a value
+/// the user typed (it could be a secret, or part of one).
+fn one_line_message(err: &clap::Error) -> String {
+    let string = |kind| match err.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    let arg = string(ContextKind::InvalidArg).unwrap_or("the argument");
+    let mut message = match err.kind() {
+        ErrorKind::InvalidValue if string(ContextKind::InvalidValue) == Some("") => {
+            format!("a value is required for '{arg}' but none was supplied")
+        }
+        ErrorKind::InvalidValue => {
+            let mut message = format!("invalid value for '{arg}'");
+            if let Some(ContextValue::Strings(values)) = err.get(ContextKind::ValidValue) {
+                message.push_str(&format!(" (possible values: {})", values.join(", ")));
+            }
+            message
+        }
+        ErrorKind::ValueValidation => match std::error::Error::source(err) {
+            Some(source) => format!("invalid value for '{arg}': {source}"),
+            None => format!("invalid value for '{arg}'"),
+        },
+        ErrorKind::TooManyValues => format!("unexpected value for '{arg}'"),
+        ErrorKind::UnknownArgument if arg.starts_with('-') => {
+            let flag = arg.split_once('=').map_or(arg, |(flag, _)| flag);
+            let mut message = format!("unexpected argument '{flag}'");
+            if let Some(suggestion) = first(err, ContextKind::SuggestedArg) {
+                message.push_str(&format!(" (did you mean '{suggestion}'?)"));
+            }
+            message
+        }
+        ErrorKind::UnknownArgument => "unexpected argument (not repeated here in case it is \
+                                       part of a secret; quote values that contain spaces)"
+            .to_owned(),
+        ErrorKind::InvalidSubcommand => {
+            let mut message =
+                "unrecognized subcommand (not repeated here in case it is a secret)".to_owned();
+            if let Some(suggestion) = first(err, ContextKind::SuggestedSubcommand) {
+                message.push_str(&format!("; did you mean '{suggestion}'?"));
+            }
+            message
+        }
+        // The other kinds only name arguments and subcommands: keep clap's wording.
+        _ => flatten(&err.render().to_string()),
+    };
+    if let Some(command) = command_path(err) {
+        message.push_str(&format!(" (see '{command} --help')"));
+    }
+    message
+}
+
+/// The first of the strings clap keeps as `kind`.
+fn first(err: &clap::Error, kind: ContextKind) -> Option<&str> {
+    match err.get(kind)? {
+        ContextValue::String(text) => Some(text),
+        ContextValue::Strings(texts) => texts.first().map(String::as_str),
+        _ => None,
+    }
+}
+
+/// Clap's rendering without the usage and the "for more information" lines, on one line.
+fn flatten(rendered: &str) -> String {
+    rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .map(|line| line.strip_prefix("error: ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The subcommand path from the error's usage line: `otp code totp` from
+/// `Usage: otp code totp [OPTIONS] --secret <BASE32>`.
+fn command_path(err: &clap::Error) -> Option<String> {
+    let Some(ContextValue::StyledStr(usage)) = err.get(ContextKind::Usage) else {
+        return None;
+    };
+    let usage = usage.to_string();
+    let first_line = usage.lines().map(str::trim).find(|line| !line.is_empty())?;
+    let words: Vec<&str> = first_line
+        .strip_prefix("Usage:")
+        .unwrap_or(first_line)
+        .split_whitespace()
+        .take_while(|word| !word.starts_with(['[', '<', '-']))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RFC_SHA1: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+    fn run_args(args: &[&str]) -> (ExitCode, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let status = run(
+            std::iter::once("otp").chain(args.iter().copied()),
+            &mut out,
+            &mut err,
+        );
+        (
+            status,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    fn usage_error(args: &[&str]) -> String {
+        let (status, out, err) = run_args(args);
+        assert_eq!(status, ExitCode::from(EXIT_USAGE), "{args:?}: {err}");
+        assert_eq!(out, "", "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("otp: ") && err.ends_with('\n'), "{err}");
+        err
+    }
+
+    #[test]
+    fn command_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_command_answers_a_missing_argument_with_its_whole_help() {
+        fn check(command: &clap::Command) {
+            assert!(
+                !command.is_arg_required_else_help_set(),
+                "set arg_required_else_help = false on '{}'",
+                command.get_name()
+            );
+            command.get_subcommands().for_each(check);
+        }
+        use clap::CommandFactory;
+        check(&Cli::command());
+    }
+
+    #[test]
+    fn help_and_version_go_to_stdout_with_status_0() {
+        let (status, out, err) = run_args(&["--help"]);
+        assert_eq!(status, ExitCode::SUCCESS);
+        assert!(out.contains("Usage: otp <COMMAND>"), "{out}");
+        assert_eq!(err, "");
+        let (status, out, _) = run_args(&["--version"]);
+        assert_eq!(status, ExitCode::SUCCESS);
+        assert_eq!(out, format!("otp {}\n", env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn clap_errors_are_one_line_and_point_to_help() {
+        assert_eq!(
+            usage_error(&["code", "totp"]),
+            "otp: the following required arguments were not provided: --secret <BASE32> \
+             (see 'otp code totp --help')\n"
+        );
+        assert_eq!(
+            usage_error(&["code", "totp", "--secret", RFC_SHA1, "--algorithm", "md5"]),
+            "otp: invalid value for '--algorithm <ALGORITHM>' (possible values: sha1, sha256, \
+             sha512)\n"
+        );
+        assert_eq!(
+            usage_error(&["code", "totp", "--secret", RFC_SHA1, "--step", "0"]),
+            "otp: invalid value for '--step <SECONDS>': the TOTP time step must be at least 1 \
+             second\n"
+        );
+        assert_eq!(
+            usage_error(&["code", "totp", "--secrt", RFC_SHA1]),
+            "otp: unexpected argument '--secrt' (did you mean '--secret'?) \
+             (see 'otp code totp --help')\n"
+        );
+        assert_eq!(
+            usage_error(&["cdoe"]),
+            "otp: unrecognized subcommand (not repeated here in case it is a secret); \
+             did you mean 'code'? (see 'otp --help')\n"
+        );
+    }
+
+    #[test]
+    fn unquoted_grouped_secret_is_not_repeated() {
+        for args in [
+            &["code", "totp", "--secret", "gezd", "gnbv", "gy3t", "qojq"][..],
+            &["code", "gezdgnbvgy3tqojq"],
+            &[
+                "code",
+                "totp",
+                "--secret",
+                "x",
+                "--time",
+                "gezdgnbvgy3tqojq",
+            ],
+            &[
+                "uri",
+                "build",
+                "--type",
+                "totp",
+                "--account",
+                "a",
+                "--allow-weak-secret=gezdgnbv",
+            ],
+        ] {
+            let err = usage_error(args);
+            assert!(!err.contains("gnbv"), "{args:?}: {err}");
+            assert!(!err.contains("gezd"), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn code_needs_a_uri_or_a_subcommand() {
+        let err = usage_error(&["code"]);
+        assert!(err.contains("--uri") && err.contains("totp"), "{err}");
+        usage_error(&["code", "--uri", "otpauth://totp/a?secret=GEZDGNBV", "totp"]);
+    }
+
+    #[test]
+    fn rfc_6238_vector_in_process() {
+        let (status, out, err) = run_args(&[
+            "code", "totp", "--secret", RFC_SHA1, "--time", "59", "--digits", "8",
+        ]);
+        assert_eq!(
+            (status, out.as_str(), err.as_str()),
+            (ExitCode::SUCCESS, "94287082\n", "")
+        );
+    }
+
+    #[test]
+    fn unwritable_stdout_is_status_1() {
+        struct Failing(io::ErrorKind);
+        impl Write for Failing {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::from(self.0))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let args = [
+            "otp",
+            "code",
+            "hotp",
+            "--secret",
+            RFC_SHA1,
+            "--counter",
+            "0",
+        ];
+        let mut err = Vec::new();
+        let status = run(args, &mut Failing(io::ErrorKind::StorageFull), &mut err);
+        assert_eq!(status, ExitCode::from(EXIT_OUTPUT));
+        let err = String::from_utf8(err).unwrap();
+        assert!(
+            err.starts_with("otp: cannot write standard output: "),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1);
+
+        // A closed pipe is not worth a message.
+        for args in [&args[..], &["otp", "--help"]] {
+            let mut err = Vec::new();
+            let status = run(args, &mut Failing(io::ErrorKind::BrokenPipe), &mut err);
+            assert_eq!(status, ExitCode::from(EXIT_OUTPUT));
+            assert_eq!(err, b"");
+        }
+    }
+}
