@@ -14,6 +14,12 @@ pub enum Error {
     /// An application key (from `OTP_SECRET_KEY` or a key file) is malformed.
     #[error("invalid application key: {0}")]
     InvalidApplicationKey(String),
+    /// A PostgreSQL database was given without an application key.
+    #[error(
+        "no application key: set OTP_SECRET_KEY (ID:HEX, 64 hex digits) or OTP_KEY_FILE; \
+         a shared PostgreSQL database never gets a key made up by one server"
+    )]
+    MissingApplicationKey,
     /// A key file cannot be read or written.
     #[error("key file {path}: {problem}")]
     KeyFile {

@@ -252,6 +252,36 @@ impl KeyRing {
         }
     }
 
+    /// The key ring for a database, by the rules of the embedded default:
+    ///
+    /// 1. keys given as text (`OTP_SECRET_KEY`), if any;
+    /// 2. else the key file given (`OTP_KEY_FILE`), which must exist;
+    /// 3. else, for SQLite, the key file beside the database (`otp.db.key` for `otp.db`),
+    ///    created with one fresh key on first use;
+    /// 4. else (PostgreSQL) an error: several servers share that database, so its key must be
+    ///    given explicitly, never made up by whichever server starts first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingApplicationKey`] in case 4, or what [`KeyRing::parse`],
+    /// [`KeyRing::load`] and [`KeyRing::load_or_create`] return.
+    pub fn for_database(
+        database: &crate::DatabaseUrl,
+        keys_text: Option<&str>,
+        key_file: Option<&Path>,
+    ) -> Result<Self, Error> {
+        if let Some(text) = keys_text {
+            return Self::parse(text);
+        }
+        if let Some(path) = key_file {
+            return Self::load(path);
+        }
+        match database.default_key_file() {
+            Some(path) => Self::load_or_create(&path),
+            None => Err(Error::MissingApplicationKey),
+        }
+    }
+
     /// The id of the key new seals and hashes use.
     pub fn current_key_id(&self) -> u32 {
         self.current().id
