@@ -585,6 +585,25 @@ impl Otp {
             .await
     }
 
+    /// Creates a device of any registered kind, for kinds defined outside this crate: `init`
+    /// builds the kind's initial state, with a context to seal secrets and hash codes in.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownKind`], what `init` returns, and as [`Otp::create_totp_device`].
+    pub async fn create_device(
+        &self,
+        user_key: &str,
+        kind: &str,
+        name: &str,
+        confirmed: bool,
+        init: impl FnOnce(&KindContext<'_>) -> Result<serde_json::Value, Error>,
+    ) -> Result<Device, Error> {
+        let kind = self.kind(kind)?.name();
+        let state = init(&self.context(user_key, kind))?;
+        self.insert(user_key, kind, name, confirmed, state).await
+    }
+
     /// Creates a TOTP device with `secret` (a fresh 160-bit one if `None`). Enrolment creates it
     /// unconfirmed and confirms it with [`Otp::confirm_device`].
     ///
