@@ -67,12 +67,15 @@ pub enum Error {
     /// An SMTP URL that cannot be used.
     #[error("invalid SMTP URL: {0}")]
     InvalidSmtpUrl(&'static str),
-    /// A setting with an unusable value.
+    /// A setting with an unusable value, an unknown key in a settings file, or a settings
+    /// file that cannot be read or parsed (see `Settings::from_sources`).
     #[error("invalid setting {name}: {problem}")]
     InvalidSetting {
-        /// The setting's name, such as `OTP_EMAIL_TOKEN_VALIDITY`.
+        /// The setting as its source spells it: the environment variable
+        /// (`OTP_EMAIL_TOKEN_VALIDITY`) or the TOML key (`email.token_validity`); for a whole
+        /// file, `file PATH`, or `TOML document` for TOML text that does not parse.
         name: String,
-        /// What is wrong with it.
+        /// What is wrong with it, quoting the value as written (settings hold no secrets).
         problem: String,
     },
     /// The database failed.

@@ -156,7 +156,7 @@ macro_rules! store_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    super::$name(crate::common::TestDb::sqlite()).await;
+                    super::$name($crate::common::TestDb::sqlite()).await;
                 }
             )*
         }
@@ -164,7 +164,7 @@ macro_rules! store_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    if let Some(db) = crate::common::TestDb::postgres().await {
+                    if let Some(db) = $crate::common::TestDb::postgres().await {
                         super::$name(db).await;
                     }
                 }

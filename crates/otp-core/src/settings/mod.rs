@@ -1,4 +1,7 @@
-//! Typed settings: every django-otp setting that still applies, with the original's defaults.
+//! Typed settings: every django-otp setting that still applies, with the original's defaults,
+//! loadable from environment variables and a TOML file (see [`sources`]).
+
+mod sources;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +19,10 @@ pub enum PerDevice {
     /// The same text for every device.
     Fixed(String),
     /// Computed for each device; `None` leaves it out.
+    #[allow(
+        clippy::type_complexity,
+        reason = "spelled out so that the documentation shows the closure's signature"
+    )]
     Computed(Arc<dyn Fn(&Device) -> Option<String> + Send + Sync>),
 }
 
@@ -148,6 +155,82 @@ impl Default for EmailSettings {
 }
 
 /// All settings of the framework.
+///
+/// Build them in code from [`Settings::default`], or load them from environment variables
+/// named like django-otp's settings ([`Settings::from_env`]), from a TOML file
+/// ([`Settings::from_toml_file`], [`Settings::from_toml_str`]) or from both, the environment
+/// overriding the file ([`Settings::load`], [`Settings::from_sources`]).
+///
+/// | environment variable | TOML key | value | default |
+/// |---|---|---|---|
+/// | `OTP_TOTP_ISSUER` | `[totp] issuer` | text without a colon or white space at either end; empty means unset | unset |
+/// | `OTP_TOTP_IMAGE` | `[totp] image` | an `https://` or `http://` URL; empty means unset | unset |
+/// | `OTP_TOTP_SYNC` | `[totp] sync` | boolean | `true` |
+/// | `OTP_TOTP_THROTTLE_FACTOR` | `[totp] throttle_factor` | seconds, fractional allowed, 0 disables | 1 |
+/// | `OTP_TOTP_TOLERANCE` | `[totp] tolerance` | steps, 0 to 10 | 1 |
+/// | `OTP_TOTP_MAX_DRIFT` | `[totp] max_drift` | steps, 0 to 20 | 2 |
+/// | `OTP_HOTP_ISSUER` | `[hotp] issuer` | as `OTP_TOTP_ISSUER` | unset |
+/// | `OTP_HOTP_THROTTLE_FACTOR` | `[hotp] throttle_factor` | seconds, fractional allowed | 1 |
+/// | `OTP_HOTP_TOLERANCE` | `[hotp] tolerance` | codes, 0 to 100 | 5 |
+/// | `OTP_STATIC_THROTTLE_FACTOR` | `[static] throttle_factor` | seconds, fractional allowed | 1 |
+/// | `OTP_STATIC_COUNT` | `[static] count` | 1 to 100 | 10 |
+/// | `OTP_EMAIL_SENDER` | `[email] sender` | an email address, `Name <user@host>` allowed | `webmaster@localhost` |
+/// | `OTP_EMAIL_SUBJECT` | `[email] subject` | text without control characters | `OTP token` |
+/// | `OTP_EMAIL_BODY_TEMPLATE` | `[email] body_template` | text with `{token}` or `{{ token }}` | `{token}` and a newline |
+/// | `OTP_EMAIL_BODY_TEMPLATE_PATH` | `[email] body_template_path` | a file holding the above, read at load time | none |
+/// | `OTP_EMAIL_BODY_HTML_TEMPLATE` | `[email] body_html_template` | HTML with the placeholder; empty means no HTML part | none |
+/// | `OTP_EMAIL_BODY_HTML_TEMPLATE_PATH` | `[email] body_html_template_path` | a file holding the above, read at load time | none |
+/// | `OTP_EMAIL_TOKEN_VALIDITY` | `[email] token_validity` | whole seconds, at least 1 | 300 |
+/// | `OTP_EMAIL_THROTTLE_FACTOR` | `[email] throttle_factor` | seconds, fractional allowed | 1 |
+/// | `OTP_EMAIL_COOLDOWN_DURATION` | `[email] cooldown_duration` | whole seconds, 0 disables | 60 |
+/// | `OTP_EMAIL_MAX_FAILURES` | `[email] max_failures` | at least 1 | 5 |
+/// | `OTP_FAILURE_BUDGET` | `failure_budget` (top level) | at least 1 (NIST allows at most 100) | 100 |
+/// | `OTP_MAX_THROTTLE_DELAY` | `max_throttle_delay` (top level) | whole seconds, at least 1 | 3600 |
+///
+/// Every duration is at most one year (31 536 000 seconds). Booleans are `true`/`false` in
+/// TOML and `true`, `false`, `1`, `0`, `yes` or `no` in any case in the environment. A template
+/// and its `_PATH` twin are one setting given two ways: one source may set only one of them.
+/// Relative template paths are resolved against the working directory of the process.
+///
+/// ```
+/// use std::time::Duration;
+/// use otp_core::{PerDevice, Settings};
+///
+/// # fn main() -> Result<(), otp_core::Error> {
+/// let file = r#"
+///     failure_budget = 50
+///
+///     [totp]
+///     issuer = "Example"
+///     throttle_factor = 1.5
+///
+///     [email]
+///     token_validity = 600
+/// "#;
+/// let env = [
+///     ("OTP_EMAIL_TOKEN_VALIDITY".to_owned(), "120".to_owned()),
+///     // Other OTP_* variables belong to the application and are ignored.
+///     ("OTP_DATABASE_URL".to_owned(), "sqlite::memory:".to_owned()),
+/// ];
+/// let settings = Settings::from_sources(Some(file), env)?;
+/// assert!(matches!(&settings.totp.issuer, PerDevice::Fixed(issuer) if issuer == "Example"));
+/// assert_eq!(settings.totp.throttle_factor, Duration::from_millis(1_500));
+/// assert_eq!(settings.email.token_validity, Duration::from_secs(120)); // the environment wins
+/// assert_eq!(settings.failure_budget.limit, 50);
+/// assert_eq!(settings.hotp.tolerance, 5); // the default
+///
+/// let env = [("OTP_EMAIL_TOKEN_VALIDITY".to_owned(), "abc".to_owned())];
+/// let error = Settings::from_sources(None, env).unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     r#"invalid setting OTP_EMAIL_TOKEN_VALIDITY: expected a whole number of seconds, got "abc""#,
+/// );
+///
+/// let error = Settings::from_toml_str("[totp]\nisuer = \"Example\"").unwrap_err();
+/// assert!(error.to_string().starts_with("invalid setting totp.isuer: unknown setting"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// TOTP devices.
