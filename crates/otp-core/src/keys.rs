@@ -214,7 +214,12 @@ impl KeyRing {
     }
 
     /// Reads the key file at `path`, or creates it with one fresh key (file mode 0600) if it
-    /// does not exist yet. This is what the embedded SQLite default does beside its database.
+    /// does not exist yet. This is what the embedded default does beside its database.
+    ///
+    /// Creation is atomic: the key is written and synced to a temporary file that is then
+    /// hard-linked into place, which fails if another process got there first (its key is then
+    /// read instead). So concurrent first starts agree on one key, and no process ever reads a
+    /// half-written file.
     ///
     /// # Errors
     ///
@@ -226,27 +231,36 @@ impl KeyRing {
             path: path.display().to_string(),
             problem,
         };
+        if path.exists() {
+            return Self::load(path);
+        }
+        let mut master = Zeroizing::new([0u8; 32]);
+        getrandom::fill(master.as_mut())
+            .expect("the operating system random number generator failed");
+        let text = Zeroizing::new(format!(
+            "# otp application keys: ID:HEX, newest last. Keep this file secret and backed up:\n\
+             # without it no OTP key in the database can be opened.\n1:{}\n",
+            hex(master.as_ref())
+        ));
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).expect("the operating system random number generator failed");
+        let mut temporary_name = path.file_name().unwrap_or_default().to_owned();
+        temporary_name.push(format!(".{}.tmp", hex(&suffix)));
+        let temporary = path.with_file_name(temporary_name);
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(path) {
-            Ok(mut file) => {
-                let mut master = Zeroizing::new([0u8; 32]);
-                getrandom::fill(master.as_mut())
-                    .expect("the operating system random number generator failed");
-                let text = Zeroizing::new(format!(
-                    "# otp application keys: ID:HEX, newest last. Keep this file secret and backed up:\n\
-                     # without it no OTP key in the database can be opened.\n1:{}\n",
-                    hex(master.as_ref())
-                ));
-                file.write_all(text.as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| key_file_error(e.to_string()))?;
-                Ok(Self {
-                    keys: vec![ApplicationKey::new(1, &master)],
-                })
-            }
+        let written = options.open(&temporary).and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        });
+        let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+        let _ = std::fs::remove_file(&temporary);
+        match linked {
+            Ok(()) => Ok(Self {
+                keys: vec![ApplicationKey::new(1, &master)],
+            }),
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
             Err(err) => Err(key_file_error(err.to_string())),
         }
@@ -551,11 +565,36 @@ mod tests {
     }
 
     #[test]
-    fn key_file_is_created_once_with_mode_0600() {
-        let dir = std::env::temp_dir().join(format!("otp-core-keys-{}", std::process::id()));
+    fn concurrent_first_starts_agree_on_one_key() {
+        let dir = tempfile_dir("race");
+        let path = dir.join("otp.db.key");
+        let rings: Vec<KeyRing> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| KeyRing::load_or_create(&path).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let sealed = rings[0].seal(b"x", b"c").unwrap();
+        for ring in &rings {
+            assert_eq!(ring.open(&sealed, b"c").unwrap().as_slice(), b"x");
+        }
+        let leftovers = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(leftovers, 1, "temporary files were left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir(name: &str) -> std::path::PathBuf {
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).unwrap();
+        let dir = std::env::temp_dir().join(format!("otp-core-{name}-{}", hex(&suffix)));
         std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn key_file_is_created_once_with_mode_0600() {
+        let dir = tempfile_dir("keys");
         let path = dir.join("otp.key");
-        let _ = std::fs::remove_file(&path);
         let created = KeyRing::load_or_create(&path).unwrap();
         let sealed = created.seal(b"x", b"c").unwrap();
         let loaded = KeyRing::load_or_create(&path).unwrap();

@@ -143,6 +143,15 @@ enum Purpose {
     Confirm,
 }
 
+/// Who pays the account failure budget for a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// The verification claims its own attempt (every public path).
+    ClaimPerAttempt,
+    /// The caller claimed one already ([`Otp::match_token`]).
+    AlreadyClaimed,
+}
+
 /// What [`Otp::rotate_keys`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RotationReport {
@@ -290,8 +299,14 @@ impl Otp {
         device_id: &DeviceId,
         token: &str,
     ) -> Result<VerifyOutcome, Error> {
-        self.verify(user_key, device_id, token, Purpose::Login)
-            .await
+        self.verify(
+            user_key,
+            device_id,
+            token,
+            Purpose::Login,
+            Budget::ClaimPerAttempt,
+        )
+        .await
     }
 
     /// Verifies `token` against an **unconfirmed** device and confirms it if the token is right:
@@ -307,8 +322,14 @@ impl Otp {
         device_id: &DeviceId,
         token: &str,
     ) -> Result<VerifyOutcome, Error> {
-        self.verify(user_key, device_id, token, Purpose::Confirm)
-            .await
+        self.verify(
+            user_key,
+            device_id,
+            token,
+            Purpose::Confirm,
+            Budget::ClaimPerAttempt,
+        )
+        .await
     }
 
     async fn verify(
@@ -317,8 +338,37 @@ impl Otp {
         device_id: &DeviceId,
         token: &str,
         purpose: Purpose,
+        budget: Budget,
+    ) -> Result<VerifyOutcome, Error> {
+        let mut claimed = None;
+        let result = self
+            .verify_claiming(user_key, device_id, token, purpose, budget, &mut claimed)
+            .await;
+        // An attempt that ended before a token was judged gives its claim back.
+        let judged = matches!(
+            result,
+            Ok(VerifyOutcome::Verified(_) | VerifyOutcome::Invalid { .. })
+        );
+        if claimed.is_some() && !judged {
+            self.inner.store.release_account_attempt(user_key).await?;
+        }
+        result
+    }
+
+    /// The body of [`Otp::verify`]. For kinds that are not recovery codes, one attempt of the
+    /// account's failure budget is claimed (`claimed`) before the token is checked, so that
+    /// concurrent attempts can never check more tokens than the budget allows.
+    async fn verify_claiming(
+        &self,
+        user_key: &str,
+        device_id: &DeviceId,
+        token: &str,
+        purpose: Purpose,
+        budget: Budget,
+        claimed: &mut Option<u32>,
     ) -> Result<VerifyOutcome, Error> {
         let kind = self.kind(device_id.kind())?;
+        let limit = self.inner.settings.failure_budget.limit;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let device = self
                 .device_of(user_key, device_id)
@@ -339,22 +389,6 @@ impl Otp {
             }
             let ctx = self.context(user_key, kind.name());
             let now = ctx.now;
-            let account_failures = self.inner.store.account_failures(user_key).await?;
-            if self
-                .inner
-                .settings
-                .failure_budget
-                .is_exhausted(account_failures)
-                && !kind.is_recovery()
-            {
-                self.emit(OtpEvent::AccountLocked {
-                    at: now,
-                    user_key: user_key.to_owned(),
-                });
-                return Ok(VerifyOutcome::NotAllowed {
-                    reason: NotAllowedReason::AccountLocked,
-                });
-            }
             let policy = kind.throttle_policy(&self.inner.settings);
             if let Err(throttled) = device.throttle.check(&policy, now) {
                 self.emit(OtpEvent::Throttled {
@@ -367,6 +401,22 @@ impl Otp {
                     failure_count: throttled.failure_count,
                     retry_after: throttled.retry_after,
                 });
+            }
+            if !kind.is_recovery() && budget == Budget::ClaimPerAttempt && claimed.is_none() {
+                *claimed = self
+                    .inner
+                    .store
+                    .claim_account_attempt(user_key, limit)
+                    .await?;
+                if claimed.is_none() {
+                    self.emit(OtpEvent::AccountLocked {
+                        at: now,
+                        user_key: user_key.to_owned(),
+                    });
+                    return Ok(VerifyOutcome::NotAllowed {
+                        reason: NotAllowedReason::AccountLocked,
+                    });
+                }
             }
             let mut update = DeviceUpdate::from(&device);
             let matched = match kind.check_token(&ctx, &device.state, token)? {
@@ -399,36 +449,31 @@ impl Otp {
                 });
                 return Ok(VerifyOutcome::Verified(stored));
             }
-            self.record_failure(user_key, device_id, stored.throttle.failure_count, now)
-                .await?;
+            // The claimed attempt is the failure's record; recovery codes count theirs now.
+            let account_failures = match (*claimed, kind.is_recovery(), budget) {
+                (Some(count), _, _) => Some(count),
+                (None, true, Budget::ClaimPerAttempt) => {
+                    Some(self.inner.store.record_account_failure(user_key).await?)
+                }
+                _ => None,
+            };
+            self.emit(OtpEvent::VerificationFailed {
+                at: now,
+                user_key: user_key.to_owned(),
+                device_id: device_id.clone(),
+                failure_count: stored.throttle.failure_count,
+            });
+            if account_failures == Some(limit) {
+                self.emit(OtpEvent::AccountLocked {
+                    at: now,
+                    user_key: user_key.to_owned(),
+                });
+            }
             return Ok(VerifyOutcome::Invalid {
                 failure_count: stored.throttle.failure_count,
             });
         }
         Err(Error::Contention)
-    }
-
-    async fn record_failure(
-        &self,
-        user_key: &str,
-        device_id: &DeviceId,
-        failure_count: u32,
-        now: crate::Timestamp,
-    ) -> Result<(), Error> {
-        let account_failures = self.inner.store.record_account_failure(user_key).await?;
-        self.emit(OtpEvent::VerificationFailed {
-            at: now,
-            user_key: user_key.to_owned(),
-            device_id: device_id.clone(),
-            failure_count,
-        });
-        if account_failures == self.inner.settings.failure_budget.limit {
-            self.emit(OtpEvent::AccountLocked {
-                at: now,
-                user_key: user_key.to_owned(),
-            });
-        }
-        Ok(())
     }
 
     /// Tries `token` against each of the user's confirmed devices in order and returns the
@@ -440,15 +485,16 @@ impl Otp {
     /// As [`Otp::verify_token`].
     #[deprecated(note = "verify against one device the user chose, with `verify_token`")]
     pub async fn match_token(&self, user_key: &str, token: &str) -> Result<Option<Device>, Error> {
-        let account_failures = self.inner.store.account_failures(user_key).await?;
-        let locked = self
+        let limit = self.inner.settings.failure_budget.limit;
+        // One claim pays for the whole attempt; without one only recovery codes are tried.
+        let claimed = self
             .inner
-            .settings
-            .failure_budget
-            .is_exhausted(account_failures);
+            .store
+            .claim_account_attempt(user_key, limit)
+            .await?;
         for device in self.devices_for_user(user_key, Some(true)).await? {
             let kind = self.kind(device.kind())?;
-            if locked && !kind.is_recovery() {
+            if claimed.is_none() && !kind.is_recovery() {
                 continue;
             }
             let ctx = self.context(user_key, kind.name());
@@ -456,20 +502,32 @@ impl Otp {
             if device.throttle.check(&policy, ctx.now).is_err() {
                 continue;
             }
-            if let TokenCheck::Matched { .. } = kind.check_token(&ctx, &device.state, token)? {
-                // Consume it through the one path that guarantees exactly once.
-                if let VerifyOutcome::Verified(device) =
-                    self.verify_token(user_key, &device.id, token).await?
-                {
-                    return Ok(Some(device));
-                }
+            let TokenCheck::Matched { .. } = kind.check_token(&ctx, &device.state, token)? else {
+                continue;
+            };
+            // Consume it through the one path that guarantees exactly once.
+            let budget = if claimed.is_some() {
+                Budget::AlreadyClaimed
+            } else {
+                Budget::ClaimPerAttempt
+            };
+            match self
+                .verify(user_key, &device.id, token, Purpose::Login, budget)
+                .await?
+            {
+                VerifyOutcome::Verified(device) => return Ok(Some(device)),
+                // Another request spent the code first; that failure is counted.
+                VerifyOutcome::Invalid { .. } => return Ok(None),
+                _ => {}
             }
         }
-        let now = self.inner.clock.now();
-        let failures = self.inner.store.record_account_failure(user_key).await?;
-        if failures == self.inner.settings.failure_budget.limit {
+        let failures = match claimed {
+            Some(count) => count,
+            None => self.inner.store.record_account_failure(user_key).await?,
+        };
+        if failures == limit {
             self.emit(OtpEvent::AccountLocked {
-                at: now,
+                at: self.inner.clock.now(),
                 user_key: user_key.to_owned(),
             });
         }
@@ -491,6 +549,9 @@ impl Otp {
         device_id: &DeviceId,
     ) -> Result<ChallengeOutcome, Error> {
         let kind = self.kind(device_id.kind())?;
+        if self.device_of(user_key, device_id).await?.is_none() {
+            return Err(Error::DeviceNotFound);
+        }
         if !kind.is_interactive() {
             return Ok(ChallengeOutcome::NotAllowed {
                 reason: NotAllowedReason::NotInteractive,
@@ -759,10 +820,23 @@ impl Otp {
             let Some(device) = existing else {
                 let mut state = StaticState::default();
                 state.add(&ctx, code.normalized());
-                let device = self
+                let created = self
                     .insert(user_key, "static", "Backup Code", true, write_state(&state))
                     .await?;
-                return Ok((device, code));
+                // Two first calls at once each create a device; the later one folds its code
+                // into the earlier device and goes away, so the user keeps one.
+                let first = self
+                    .inner
+                    .store
+                    .devices_of(user_key, None)
+                    .await?
+                    .into_iter()
+                    .find(|d| d.kind() == "static");
+                if first.as_ref().is_some_and(|f| f.id != created.id) {
+                    self.inner.store.delete_device(&created.id).await?;
+                    continue;
+                }
+                return Ok((created, code));
             };
             let mut state: StaticState = read_state(&device.state)?;
             state.add(&ctx, code.normalized());

@@ -491,6 +491,49 @@ impl Store {
         Ok(u32::try_from(failures).unwrap_or(u32::MAX))
     }
 
+    /// Claims one attempt of the account's failure budget before a token is checked: counts a
+    /// failure now, atomically, unless `limit` failures are counted already. Returns the new
+    /// count, or `None` if the budget is used up. A right token then resets the count; an
+    /// attempt that ends before its token is checked gives the claim back.
+    pub(crate) async fn claim_account_attempt(
+        &self,
+        user_key: &str,
+        limit: u32,
+    ) -> Result<Option<u32>, Error> {
+        if limit == 0 {
+            return Ok(None);
+        }
+        let failures: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "INSERT INTO otp_accounts (user_key, consecutive_failures) VALUES ($1, 1) \
+                 ON CONFLICT (user_key) DO UPDATE \
+                 SET consecutive_failures = otp_accounts.consecutive_failures + 1 \
+                 WHERE otp_accounts.consecutive_failures < $2 \
+                 RETURNING consecutive_failures",
+            )
+            .bind(user_key)
+            .bind(i64::from(limit))
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(failures.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    /// Gives back an attempt claimed with [`Store::claim_account_attempt`].
+    pub(crate) async fn release_account_attempt(&self, user_key: &str) -> Result<(), Error> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE otp_accounts SET consecutive_failures = consecutive_failures - 1 \
+                 WHERE user_key = $1 AND consecutive_failures > 0",
+            )
+            .bind(user_key)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
     /// Clears the account's failures.
     pub(crate) async fn reset_account(&self, user_key: &str) -> Result<(), Error> {
         on_pool!(self, |pool| {

@@ -1,9 +1,10 @@
 //! # otp-server: the reference server and the `otp` command-line tool
 //!
-//! For now this crate holds the `otp` command-line tool; the server and its operator commands
-//! will join it as further subcommands. The binary is a thin wrapper around [`cli::run`], which
-//! takes the arguments and the two output streams, so every command can be run and checked
-//! in-process:
+//! For now this crate holds the `otp` command-line tool: tools for credentials (codes,
+//! otpauth:// URIs, QR codes) and the operator commands of the framework's database (devices,
+//! verification, challenges, account resets, key rotation); the server will join it. The binary
+//! is a thin wrapper around [`cli::run`], which takes the arguments and the two output streams,
+//! so every command can be run and checked in-process:
 //!
 //! ```
 //! use std::process::ExitCode;

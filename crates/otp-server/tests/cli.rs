@@ -2,31 +2,78 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
 
 use common::{Output, base32, otp};
+use serde::Deserialize;
 
-/// RFC 6238 Appendix B keys: ASCII digits repeated to the hash's output length.
+/// RFC 4226 Appendix D and RFC 6238 Appendix B's SHA-1 key.
 const RFC_KEY_SHA1: &[u8] = b"12345678901234567890";
-const RFC_KEY_SHA256: &[u8] = b"12345678901234567890123456789012";
-const RFC_KEY_SHA512: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
 /// `RFC_KEY_SHA1` in base32.
 const RFC_SHA1_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+/// RFC 6238 Appendix B's SHA-512 key.
+const RFC_KEY_SHA512: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
 
-fn rfc_key(mode: &str) -> &'static [u8] {
-    match mode {
-        "SHA1" => RFC_KEY_SHA1,
-        "SHA256" => RFC_KEY_SHA256,
-        "SHA512" => RFC_KEY_SHA512,
-        other => panic!("unknown mode {other} in the data file"),
-    }
+/// `otp-oath`'s data file of RFC 4226 Appendix D (the fields used here).
+#[derive(Deserialize)]
+struct Rfc4226 {
+    secret_ascii: String,
+    digits: u32,
+    cases: Vec<HotpCase>,
 }
 
-/// The rows of a whitespace-separated data file, without comments and blank lines.
-fn rows(text: &'static str) -> impl Iterator<Item = Vec<&'static str>> {
-    text.lines()
-        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
-        .map(|line| line.split_whitespace().collect())
+#[derive(Deserialize)]
+struct HotpCase {
+    counter: u64,
+    hotp: String,
+}
+
+/// `otp-oath`'s data file of RFC 6238 Appendix B (the fields used here).
+#[derive(Deserialize)]
+struct Rfc6238 {
+    secrets_ascii: BTreeMap<String, String>,
+    step: u64,
+    t0: i64,
+    digits: u32,
+    cases: Vec<TotpCase>,
+}
+
+#[derive(Deserialize)]
+struct TotpCase {
+    time: u64,
+    algorithm: String,
+    totp: String,
+}
+
+fn rfc_4226() -> Rfc4226 {
+    let data: Rfc4226 = serde_json::from_str(include_str!(
+        "../../otp-oath/tests/data/rfc4226-appendix-d.json"
+    ))
+    .expect("RFC 4226 data file");
+    assert_eq!((data.cases.len(), data.digits), (10, 6));
+    data
+}
+
+fn rfc_6238() -> Rfc6238 {
+    let data: Rfc6238 = serde_json::from_str(include_str!(
+        "../../otp-oath/tests/data/rfc6238-appendix-b.json"
+    ))
+    .expect("RFC 6238 data file");
+    assert_eq!((data.step, data.t0, data.digits), (30, 0, 8));
+    assert_eq!(data.cases.len(), 18);
+    data
+}
+
+impl Rfc6238 {
+    /// The key of `algorithm`, in base32.
+    fn secret(&self, algorithm: &str) -> String {
+        let key = self
+            .secrets_ascii
+            .get(algorithm)
+            .unwrap_or_else(|| panic!("no key for {algorithm} in the data file"));
+        base32(key.as_bytes())
+    }
 }
 
 fn success(args: &[&str]) -> String {
@@ -83,11 +130,10 @@ fn test_base32_encoder_matches_rfc_4648() {
 
 #[test]
 fn totp_rfc_6238_appendix_b() {
-    for row in rows(include_str!("data/rfc6238_appendix_b.txt")) {
-        let [time, mode, expected] = row[..] else {
-            panic!("bad row {row:?}");
-        };
-        let secret = base32(rfc_key(mode));
+    let data = rfc_6238();
+    for case in &data.cases {
+        let (time, mode) = (case.time.to_string(), case.algorithm.as_str());
+        let secret = data.secret(mode);
         let algorithm = mode.to_ascii_lowercase();
         let args = [
             "code",
@@ -95,7 +141,7 @@ fn totp_rfc_6238_appendix_b() {
             "--secret",
             &secret,
             "--time",
-            time,
+            &time,
             "--digits",
             "8",
             "--algorithm",
@@ -103,7 +149,7 @@ fn totp_rfc_6238_appendix_b() {
         ];
         assert_eq!(
             success(&args),
-            format!("{expected}\n"),
+            format!("{}\n", case.totp),
             "RFC 6238 time {time} {mode}"
         );
     }
@@ -111,34 +157,41 @@ fn totp_rfc_6238_appendix_b() {
 
 #[test]
 fn totp_rfc_6238_appendix_b_through_uris() {
-    for row in rows(include_str!("data/rfc6238_appendix_b.txt")) {
-        let [time, mode, expected] = row[..] else {
-            panic!("bad row {row:?}");
-        };
+    let data = rfc_6238();
+    for case in &data.cases {
+        let (time, mode) = (case.time.to_string(), case.algorithm.as_str());
         let uri = format!(
             "otpauth://totp/RFC%206238:{mode}?secret={}&algorithm={mode}&digits=8",
-            base32(rfc_key(mode)).trim_end_matches('=')
+            data.secret(mode).trim_end_matches('=')
         );
-        let out = success(&["code", "--uri", &uri, "--time", time]);
-        assert_eq!(out, format!("{expected}\n"), "RFC 6238 time {time} {mode}");
+        let out = success(&["code", "--uri", &uri, "--time", &time]);
+        assert_eq!(
+            out,
+            format!("{}\n", case.totp),
+            "RFC 6238 time {time} {mode}"
+        );
     }
 }
 
 #[test]
 fn hotp_rfc_4226_appendix_d() {
-    for row in rows(include_str!("data/rfc4226_appendix_d.txt")) {
-        let [counter, expected] = row[..] else {
-            panic!("bad row {row:?}");
-        };
+    let data = rfc_4226();
+    assert_eq!(base32(data.secret_ascii.as_bytes()), RFC_SHA1_B32);
+    for case in &data.cases {
+        let counter = case.counter.to_string();
         let out = success(&[
             "code",
             "hotp",
             "--secret",
             RFC_SHA1_B32,
             "--counter",
-            counter,
+            &counter,
         ]);
-        assert_eq!(out, format!("{expected}\n"), "RFC 4226 counter {counter}");
+        assert_eq!(
+            out,
+            format!("{}\n", case.hotp),
+            "RFC 4226 counter {counter}"
+        );
     }
 }
 
@@ -820,7 +873,13 @@ fn unwritable_output_file_is_status_1() {
 #[test]
 fn help_lists_the_commands_and_exit_statuses() {
     let help = success(&["--help"]);
-    for needle in ["Usage: otp <COMMAND>", "code", "uri", "qr", "Exit status"] {
+    for needle in [
+        "Usage: otp [OPTIONS] <COMMAND>",
+        "code",
+        "uri",
+        "qr",
+        "Exit status",
+    ] {
         assert!(help.contains(needle), "{needle}: {help}");
     }
     let code_help = success(&["code", "--help"]);

@@ -3,6 +3,8 @@
 //!
 //! ## Commands
 //!
+//! Tools for credentials, which need no database:
+//!
 //! | command | prints on standard output |
 //! |---|---|
 //! | `otp code totp --secret B32 [--time T] [--step S] [--t0 T0] [--digits D] [--algorithm A]` | the code, alone on one line |
@@ -11,6 +13,24 @@
 //! | `otp uri parse URI` | the URI's fields as one pretty-printed JSON object |
 //! | `otp uri build --type totp\|hotp --account A [...]` | the URI (with a newly generated secret unless `--secret` is given) |
 //! | `otp qr URI [--png FILE \| --svg FILE]` | the QR code drawn in the terminal, or nothing when writing a file |
+//!
+//! Operator commands, on the database of the framework (see [Operator
+//! commands](#operator-commands)):
+//!
+//! | command | prints on standard output |
+//! |---|---|
+//! | `otp migrate` | `the database schema is up to date` |
+//! | `otp device add totp\|hotp --user U [--name N] [--digits D] [--step S] [--algorithm A] [--unconfirmed] [--json]` | the device id, the otpauth:// URI and its QR code |
+//! | `otp device add static --user U [--count N] [--json]` | the device id and its backup codes, shown this once |
+//! | `otp device add email --user U --email ADDRESS [--name N] [--unconfirmed] [--json]` | the device id |
+//! | `otp device list --user U [--json]` | a table of the user's devices, or a JSON array |
+//! | `otp device remove ID` | `removed ID` |
+//! | `otp device reset ID` | `cleared the throttling of ID` |
+//! | `otp user reset --user U` | how many failures were cleared from the account |
+//! | `otp static-token add --user U [--token T]` | the code, alone on one line |
+//! | `otp challenge --user U --device ID` | where the code was sent |
+//! | `otp verify --user U --device ID TOKEN` | `verified` |
+//! | `otp keys rotate` | how many devices were examined and re-sealed |
 //!
 //! `otp uri parse` prints, for example:
 //!
@@ -37,16 +57,66 @@
 //! 80-bit secrets are common. Issuing a new one (`otp uri build --secret`) refuses them unless
 //! `--allow-weak-secret` is given.
 //!
+//! ## Operator commands
+//!
+//! The operator commands work on the database of the framework, the one the server uses:
+//!
+//! * **Database**: `--database-url URL` (before or after the subcommand), else the environment
+//!   variable `OTP_DATABASE_URL`, else `sqlite://otp.db` in the working directory. URLs are
+//!   `sqlite://PATH` or `postgres://USER@HOST/DATABASE`; they are never printed, since a
+//!   PostgreSQL URL may hold a password.
+//! * **Schema**: every operator command applies the migrations not applied yet before it does
+//!   anything else (they are idempotent and cheap), so a fresh machine works without a separate
+//!   step; `otp migrate` does only that, for deployments that migrate explicitly.
+//! * **Keys**: `OTP_SECRET_KEY` (`ID:HEX` entries, newest last), else the key file
+//!   `OTP_KEY_FILE`, else, for SQLite, the key file beside the database (`otp.db.key`),
+//!   created with one fresh key on first use. PostgreSQL without a key is an error: a database
+//!   shared by several servers never gets a key made up by one of them. `otp migrate` needs no
+//!   key.
+//! * **Mail**: `otp challenge` sends through `OTP_SMTP_URL` (`smtp://[USER:PASSWORD@]HOST[:PORT]`).
+//!   Without it the development mailer writes the message, code included, to the log on
+//!   standard error, and the command says that no mail was sent.
+//! * **Settings**: environment variables of django-otp's names (`OTP_TOTP_ISSUER`,
+//!   `OTP_FAILURE_BUDGET`, `OTP_EMAIL_COOLDOWN_DURATION`, ...) override the defaults, as
+//!   `otp_core::Settings::from_env` reads them; a bad value is an error (status 2).
+//! * **Log**: events of the framework go to standard error, filtered by `OTP_LOG` (directives
+//!   such as `warn` or `otp_core=info,sqlx=warn`). By default only the development mailer's
+//!   messages are shown, so that every failure stays one line.
+//! * **Concurrency**: concurrent commands on one SQLite file wait for each other (30-second busy
+//!   timeout) instead of failing with "database is locked"; a token is accepted at most once
+//!   however many `otp verify` run at the same time.
+//!
+//! Empty environment variables count as unset.
+//!
+//! With `--json`, `otp device add` prints one pretty-printed JSON object:
+//!
+//! | kind | keys |
+//! |---|---|
+//! | `totp`, `hotp` | `id`, `kind`, `name`, `confirmed`, `uri` |
+//! | `static` | `id`, `kind`, `name`, `confirmed`, `codes` (an array of strings) |
+//! | `email` | `id`, `kind`, `name`, `confirmed`, `email` |
+//!
+//! and `otp device list --json` prints an array of objects with the keys `id` (such as
+//! `"totp/1"`), `kind`, `name`, `confirmed`, `created_at` and `last_used_at` (Unix time in
+//! whole seconds, `last_used_at` `null` if never used), `throttle_failures` (consecutive
+//! failures of the device), and for `static` devices `codes_remaining`. The table without
+//! `--json` shows times in RFC 3339, UTC.
+//!
 //! ## Exit statuses and messages
 //!
 //! | status | meaning |
 //! |---|---|
-//! | 0 | success |
-//! | 1 | the output could not be written (a file, or standard output) |
-//! | 2 | usage or input error |
+//! | 0 | success (`otp verify`: the token was accepted) |
+//! | 1 | a token was rejected (`otp verify`: wrong, replayed, throttled, or not allowed) or a challenge was refused (`otp challenge`: cooldown, or not allowed); or the output could not be written |
+//! | 2 | usage or input error, unknown device, missing key, database or mail server failure |
 //!
 //! Every failure is reported as exactly one line on standard error, beginning with `otp: `,
 //! except a closed pipe on standard output (`otp qr URI | head`), which only sets status 1.
+//! The reasons of `otp verify` are `invalid token`, `throttled: retry in N s` and
+//! `not allowed: REASON`; those of `otp challenge` are `cooldown: retry in N s` and
+//! `not allowed: REASON`. An unknown device is `otp: no such device` (status 2), as is a
+//! device of another user.
+//!
 //! No message ever repeats a secret: secrets are parsed by this module, not by clap, and parse
 //! errors only give a position; argument values that clap rejects (an unexpected word, an
 //! unknown subcommand, a bad value) are named by their flag, not repeated, since a secret with
@@ -56,34 +126,56 @@
 //!
 //! Add a variant to [`Command`] whose fields are a `clap::Args` struct, in a module of its own
 //! next to `code.rs` with a `run(args, out) -> Result<(), Failure>` function, and one arm to
-//! `Command::execute`. Report problems as a `Failure` so that the exit status and the one-line
-//! message rule hold for it too.
+//! `Command::execute`. A command that needs the database takes the global options and the
+//! `Streams` instead, and opens a `Session` (in `session.rs`): it builds the runtime, the key
+//! ring and the framework, runs the migrations, and closes the database when dropped. Report
+//! problems as a `Failure` so that the exit status and the one-line message rule hold for it
+//! too.
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 mod code;
+mod device;
+mod keys;
 mod params;
 mod qr;
+mod session;
 mod uri;
+mod user;
+mod verify;
 
 pub use code::{CodeArgs, CodeKind, HotpCodeArgs, TotpCodeArgs};
+pub use device::{
+    AddCommon, DeviceAddCommand, DeviceCommand, DeviceIdArgs, DeviceListArgs, EmailAddArgs,
+    HotpAddArgs, StaticAddArgs, TotpAddArgs,
+};
+pub use keys::KeysCommand;
 pub use params::{CodeParams, HashAlgorithm};
 pub use qr::QrArgs;
 pub use uri::{OtpType, UriBuildArgs, UriCommand, UriParseArgs};
+pub use user::{StaticTokenAddArgs, StaticTokenCommand, UserCommand, UserResetArgs};
+pub use verify::{ChallengeArgs, VerifyArgs};
 
-/// Exit status of a usage or input error.
+/// Exit status of a usage, input or system error.
 const EXIT_USAGE: u8 = 2;
 /// Exit status when output cannot be written.
 const EXIT_OUTPUT: u8 = 1;
+/// Exit status of a rejected token or a refused challenge.
+const EXIT_REJECTED: u8 = 1;
+
+/// The exit statuses, for `--help`.
+const EXIT_HELP: &str = "Exit status: 0 on success, 1 if a token is rejected or a challenge refused \
+                         (or output cannot be written), 2 for usage, input and system errors (one \
+                         line on standard error, never containing a secret).";
 
 /// Command-line tool of the otp two-factor framework: one-time codes, otpauth:// URIs and QR
-/// codes.
+/// codes, and the operator commands of its database.
 #[derive(Parser)]
 #[command(
     name = "otp",
@@ -91,17 +183,37 @@ const EXIT_OUTPUT: u8 = 1;
     version,
     // A missing subcommand is a usage error like any other: one line, not the whole help.
     arg_required_else_help = false,
-    after_help = "Exit status: 0 on success, 1 if output cannot be written, 2 for usage or input errors \
-                  (one line on standard error, never containing a secret).",
-    after_long_help = "Exit status: 0 on success, 1 if output cannot be written, 2 for usage or input errors \
-                       (one line on standard error, never containing a secret).\n\n\
-                       Secrets given on the command line are visible to other users of this machine \
-                       (ps, /proc) and may be kept in the shell history."
+    after_help = EXIT_HELP,
+    after_long_help = concat!(
+        "Exit status: 0 on success, 1 if a token is rejected or a challenge refused (or output \
+         cannot be written), 2 for usage, input and system errors (one line on standard error, \
+         never containing a secret).\n\n",
+        "Operator commands use the database of --database-url, else OTP_DATABASE_URL, else \
+         sqlite://otp.db in the working directory, and apply its migrations first. Keys come from \
+         OTP_SECRET_KEY, else OTP_KEY_FILE, else (SQLite) the key file beside the database, \
+         created on first use. Mail goes through OTP_SMTP_URL, else to the log. Settings come from \
+         django-otp's variables (OTP_TOTP_ISSUER, OTP_FAILURE_BUDGET, ...). OTP_LOG filters the \
+         log on standard error.\n\n",
+        "Secrets given on the command line are visible to other users of this machine (ps, \
+         /proc) and may be kept in the shell history."
+    )
 )]
 pub struct Cli {
+    /// Options of the operator commands.
+    #[command(flatten)]
+    pub global: GlobalArgs,
     /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options every operator command takes, before or after its name.
+#[derive(Args, Clone, Debug, Default)]
+pub struct GlobalArgs {
+    /// Database of the operator commands: sqlite://PATH or postgres://USER@HOST/DATABASE
+    /// [default: $OTP_DATABASE_URL, else sqlite://otp.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 /// The subcommands of `otp`.
@@ -121,23 +233,72 @@ pub enum Command {
     /// (weak secrets accepted). The image holds the secret: new files are created readable by
     /// their owner only (on Unix); an existing file is overwritten.
     Qr(QrArgs),
+    /// Create or update the database schema
+    ///
+    /// Every other operator command does this first too; this command does nothing else, for
+    /// deployments that migrate as a separate step. It needs no application key.
+    Migrate,
+    /// Add, list, remove and reset devices
+    #[command(subcommand, arg_required_else_help = false)]
+    Device(DeviceCommand),
+    /// Add a backup code to a user's backup-code device (django-otp's addstatictoken)
+    #[command(subcommand, arg_required_else_help = false)]
+    StaticToken(StaticTokenCommand),
+    /// Operations on a user's account
+    #[command(subcommand, arg_required_else_help = false)]
+    User(UserCommand),
+    /// Send a code to an email device
+    ///
+    /// Exit status 1 if the challenge is refused: within the cooldown after the last code
+    /// (60 s by default), or not allowed (a device that sends no codes, a locked account).
+    Challenge(ChallengeArgs),
+    /// Verify a token against a user's device
+    ///
+    /// Exit status 0 if the token is accepted (it is then never accepted again), 1 if it is
+    /// rejected, with the reason on standard error: "invalid token", "throttled: retry in N s",
+    /// "not allowed: REASON".
+    Verify(VerifyArgs),
+    /// Manage the application keys that seal the secrets in the database
+    #[command(subcommand, arg_required_else_help = false)]
+    Keys(KeysCommand),
+}
+
+/// Where a command writes.
+pub(crate) struct Streams<'a> {
+    /// Standard output.
+    pub(crate) out: &'a mut dyn Write,
+    /// Standard error, for notices and progress; failures are returned as [`Failure`]s.
+    pub(crate) err: &'a mut dyn Write,
+    /// Whether the process's standard error is a terminal (progress lines are shown then only).
+    pub(crate) err_is_terminal: bool,
 }
 
 impl Command {
-    fn execute(self, out: &mut dyn Write) -> Result<(), Failure> {
+    fn execute(self, global: &GlobalArgs, streams: &mut Streams<'_>) -> Result<(), Failure> {
         match self {
-            Self::Code(args) => code::run(args, out),
-            Self::Uri(command) => uri::run(command, out),
-            Self::Qr(args) => qr::run(args, out),
+            Self::Code(args) => code::run(args, streams.out),
+            Self::Uri(command) => uri::run(command, streams.out),
+            Self::Qr(args) => qr::run(args, streams.out),
+            Self::Migrate => session::migrate(global, streams),
+            Self::Device(command) => device::run(command, global, streams),
+            Self::StaticToken(command) => user::run_static_token(command, global, streams),
+            Self::User(command) => user::run(command, global, streams),
+            Self::Challenge(args) => verify::challenge(args, global, streams),
+            Self::Verify(args) => verify::verify(args, global, streams),
+            Self::Keys(command) => keys::run(command, global, streams),
         }
     }
 }
 
 /// Parses `args` (the first one is the program name, as in [`std::env::args_os`]), runs the
 /// command, writes its output to `stdout` and any error, as one line, to `stderr`, and returns
-/// the exit status: 0 on success, 1 if output cannot be written, 2 for usage or input errors.
+/// the exit status: 0 on success, 1 if a token is rejected, a challenge refused or output
+/// cannot be written, 2 for usage, input and system errors.
 ///
-/// `--help` and `--version` go to `stdout` with status 0.
+/// `--help` and `--version` go to `stdout` with status 0. The operator commands read their
+/// configuration from the environment, and the framework's log is written to the process's
+/// standard error (not to `stderr`), as is the progress of `otp keys rotate` when that is a
+/// terminal.
 pub fn run<I, T>(args: I, stdout: &mut dyn Write, stderr: &mut dyn Write) -> ExitCode
 where
     I: IntoIterator<Item = T>,
@@ -147,21 +308,36 @@ where
         Ok(cli) => cli,
         Err(err) => return report_clap_error(&err, stdout, stderr),
     };
+    let mut streams = Streams {
+        out: stdout,
+        err: stderr,
+        err_is_terminal: io::stderr().is_terminal(),
+    };
     let result = cli
         .command
-        .execute(stdout)
-        .and_then(|()| stdout.flush().map_err(Failure::stdout));
+        .execute(&cli.global, &mut streams)
+        .and_then(|()| streams.out.flush().map_err(Failure::stdout));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             // A reader that has gone away (`otp qr … | head`) has seen all it wanted: no message.
             // Nothing sensible is left to do if standard error cannot be written either.
             if !failure.is_broken_pipe() {
-                let _ = writeln!(stderr, "otp: {failure}");
+                let message = failure.to_string();
+                let _ = writeln!(streams.err, "otp: {}", one_line(&message));
             }
             ExitCode::from(failure.exit_status())
         }
     }
+}
+
+/// `text` on one line: line breaks (which a database error may hold) become spaces.
+fn one_line(text: &str) -> String {
+    text.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Why a command failed. Every variant renders as one line without secrets.
@@ -185,13 +361,39 @@ pub(crate) enum Failure {
         /// Why it failed.
         error: io::Error,
     },
+    /// The framework failed or refused an input: an unknown device, a bad user key, a missing
+    /// application key, the database, the mail server. Its message names the problem.
+    Core(otp_core::Error),
+    /// An environment variable cannot be used.
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The program cannot set itself up (the async runtime).
+    System(String),
+    /// A token was rejected or a challenge refused; the reason, such as "invalid token".
+    Rejected(String),
+}
+
+impl From<otp_core::Error> for Failure {
+    fn from(error: otp_core::Error) -> Self {
+        Self::Core(error)
+    }
 }
 
 impl Failure {
     fn exit_status(&self) -> u8 {
         match self {
             Self::Write { .. } => EXIT_OUTPUT,
-            Self::Usage(_) | Self::InvalidArg { .. } | Self::Input(_) => EXIT_USAGE,
+            Self::Rejected(_) => EXIT_REJECTED,
+            Self::Usage(_)
+            | Self::InvalidArg { .. }
+            | Self::Input(_)
+            | Self::Core(_)
+            | Self::Env { .. }
+            | Self::System(_) => EXIT_USAGE,
         }
     }
 
@@ -229,6 +431,9 @@ impl fmt::Display for Failure {
             },
             Self::Input(error) => write!(f, "{error}"),
             Self::Write { target, error } => write!(f, "cannot write {target}: {error}"),
+            Self::Core(error) => write!(f, "{error}"),
+            Self::Env { name, problem } => write!(f, "invalid {name}: {problem}"),
+            Self::System(message) | Self::Rejected(message) => f.write_str(message),
         }
     }
 }
@@ -412,7 +617,7 @@ mod tests {
     fn help_and_version_go_to_stdout_with_status_0() {
         let (status, out, err) = run_args(&["--help"]);
         assert_eq!(status, ExitCode::SUCCESS);
-        assert!(out.contains("Usage: otp <COMMAND>"), "{out}");
+        assert!(out.contains("Usage: otp [OPTIONS] <COMMAND>"), "{out}");
         assert_eq!(err, "");
         let (status, out, _) = run_args(&["--version"]);
         assert_eq!(status, ExitCode::SUCCESS);
