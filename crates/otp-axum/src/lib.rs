@@ -1,12 +1,41 @@
 //! # otp-axum: OTP-verified sessions for axum and tower
-//!
-//! This crate will hold everything HTTP of the project, the counterpart of django-otp's middleware,
-//! decorator, forms, views and admin protection:
-//!
-//! - a tower layer that reads the verified device from a `tower-sessions` session, and extractors
-//!   for the verification state;
-//! - an `otp_required` guard for routes;
-//! - login and verification flows as HTML forms and as a JSON API, with CSRF protection;
-//! - templates that an application can override one by one.
-//!
-//! It depends on `otp-core`; nothing depends on it but applications. Nothing is implemented yet.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod accounts;
+#[cfg(feature = "axum-login")]
+mod axum_login;
+pub mod csrf;
+mod error;
+mod extract;
+pub mod flow;
+mod guard;
+pub mod json;
+mod layer;
+mod redirect;
+mod state;
+mod templates;
+mod web;
+
+pub use accounts::{
+    Accounts, AccountsError, PasswordVerifier, SessionAccounts, USER_KEY_SESSION_KEY,
+};
+#[cfg(feature = "axum-login")]
+pub use axum_login::{AxumLoginAccounts, UsernamePassword};
+pub use error::WebError;
+pub use extract::{MissingLayer, OtpRequired, OtpSession, OtpSessionRejection, Verified};
+pub use flow::{DeviceChoice, FlowError};
+pub use guard::{OtpRequiredLayer, OtpRequiredService, otp_required};
+pub use layer::{OtpLayer, OtpService};
+pub use redirect::safe_next;
+pub use state::{DEVICE_ID_SESSION_KEY, OtpState, VERIFIED_AT_SESSION_KEY, login, unverify};
+pub use web::{OtpWeb, WebConfig};
+
+/// Characters percent-encoded in a query value.
+pub(crate) const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');

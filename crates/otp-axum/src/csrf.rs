@@ -1,0 +1,211 @@
+//! CSRF protection: a session-bound token for forms, and for JSON an `Origin` check plus a
+//! required JSON content type (a cross-site form cannot send `application/json`).
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode, header};
+use subtle::ConstantTimeEq;
+use tower_sessions::Session;
+
+use crate::WebError;
+
+/// The name of the hidden form field that carries the token.
+pub const CSRF_FIELD: &str = "csrf_token";
+const CSRF_SESSION_KEY: &str = "otp_csrf_token";
+
+/// The session's CSRF token for forms, made on first use.
+///
+/// # Errors
+///
+/// [`WebError::Session`] if the session store fails.
+pub async fn csrf_token(session: &Session) -> Result<String, WebError> {
+    if let Some(token) = session.get::<String>(CSRF_SESSION_KEY).await? {
+        return Ok(token);
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system random number generator failed");
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    session.insert(CSRF_SESSION_KEY, &token).await?;
+    Ok(token)
+}
+
+/// A request refused by the CSRF checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CsrfRejection {
+    /// The form's token is missing or wrong.
+    BadToken,
+    /// The request comes from another site.
+    CrossOrigin,
+    /// A JSON endpoint got another content type.
+    NotJson,
+}
+
+impl CsrfRejection {
+    /// The error code in JSON bodies.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BadToken | Self::CrossOrigin => "csrf_failed",
+            Self::NotJson => "unsupported_media_type",
+        }
+    }
+
+    /// The status: 403, or 415 for a wrong content type.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadToken | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        }
+    }
+
+    /// A message for people.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::BadToken => {
+                "The form has expired or did not come from this site. Please try again."
+            }
+            Self::CrossOrigin => "Requests from other sites are not accepted.",
+            Self::NotJson => "This endpoint takes application/json.",
+        }
+    }
+}
+
+impl IntoResponse for CsrfRejection {
+    fn into_response(self) -> Response {
+        (
+            self.status(),
+            [(header::CACHE_CONTROL, "no-store")],
+            axum::Json(serde_json::json!({ "error": self.code(), "message": self.message() })),
+        )
+            .into_response()
+    }
+}
+
+/// Refuses a request whose `Origin` (or `Sec-Fetch-Site`) says it comes from another site.
+/// The request's own origin is its `Host`; `allowed` lists more, as `scheme://host[:port]`.
+/// Requests without these headers (non-browser clients) pass.
+pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), CsrfRejection> {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site.eq_ignore_ascii_case("cross-site") {
+            return Err(CsrfRejection::CrossOrigin);
+        }
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().map_err(|_| CsrfRejection::CrossOrigin)?;
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        return Ok(());
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(CsrfRejection::CrossOrigin)?;
+    let origin_host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or(CsrfRejection::CrossOrigin)?;
+    if origin_host.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(CsrfRejection::CrossOrigin)
+    }
+}
+
+/// The checks of a JSON endpoint that changes state: a JSON content type and a same-site
+/// origin.
+pub fn check_json_request(headers: &HeaderMap, allowed: &[String]) -> Result<(), CsrfRejection> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(CsrfRejection::NotJson);
+    }
+    check_origin(headers, allowed)
+}
+
+/// The checks of a form that changes state: a same-site origin and the session's token.
+///
+/// # Errors
+///
+/// `Ok(Err(_))` for a refused request; `Err(_)` if the session store fails.
+pub async fn check_form(
+    headers: &HeaderMap,
+    allowed: &[String],
+    session: &Session,
+    submitted: Option<&str>,
+) -> Result<Result<(), CsrfRejection>, WebError> {
+    if let Err(rejection) = check_origin(headers, allowed) {
+        return Ok(Err(rejection));
+    }
+    let Some(expected) = session.get::<String>(CSRF_SESSION_KEY).await? else {
+        return Ok(Err(CsrfRejection::BadToken));
+    };
+    let matches: bool = submitted
+        .unwrap_or("")
+        .as_bytes()
+        .ct_eq(expected.as_bytes())
+        .into();
+    Ok(if matches {
+        Ok(())
+    } else {
+        Err(CsrfRejection::BadToken)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn origins_are_compared_with_the_host() {
+        let same = headers(&[
+            ("host", "127.0.0.1:8000"),
+            ("origin", "http://127.0.0.1:8000"),
+        ]);
+        assert_eq!(check_origin(&same, &[]), Ok(()));
+        let other = headers(&[
+            ("host", "127.0.0.1:8000"),
+            ("origin", "http://evil.example"),
+        ]);
+        assert_eq!(check_origin(&other, &[]), Err(CsrfRejection::CrossOrigin));
+        let allowed = vec!["http://evil.example".to_owned()];
+        assert_eq!(check_origin(&other, &allowed), Ok(()));
+        let null = headers(&[("host", "a"), ("origin", "null")]);
+        assert_eq!(check_origin(&null, &[]), Err(CsrfRejection::CrossOrigin));
+        let fetch = headers(&[("sec-fetch-site", "cross-site")]);
+        assert_eq!(check_origin(&fetch, &[]), Err(CsrfRejection::CrossOrigin));
+        assert_eq!(check_origin(&HeaderMap::new(), &[]), Ok(()));
+    }
+
+    #[test]
+    fn json_endpoints_need_a_json_content_type() {
+        let json = headers(&[("content-type", "application/json; charset=utf-8")]);
+        assert_eq!(check_json_request(&json, &[]), Ok(()));
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ] {
+            let h = headers(&[("content-type", other)]);
+            assert_eq!(
+                check_json_request(&h, &[]),
+                Err(CsrfRejection::NotJson),
+                "{other}"
+            );
+        }
+        assert_eq!(
+            check_json_request(&HeaderMap::new(), &[]),
+            Err(CsrfRejection::NotJson)
+        );
+    }
+}
