@@ -1,4 +1,82 @@
 //! # otp-axum: OTP-verified sessions for axum and tower
+//!
+//! The web layer of the otp two-factor framework, django-otp's middleware, `otp_required`,
+//! forms and views done the axum way: a tower layer on top of tower-sessions, extractors, a
+//! route guard, and the login and verification flows as HTML pages and as a JSON API.
+//!
+//! ## Two-factor login in a few lines
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use otp_axum::{OtpLayer, OtpWeb, PasswordVerifier, SessionAccounts, Verified, AccountsError};
+//! use otp_core::{BoxFuture, KeyRing, Otp, Store};
+//!
+//! /// The app's own password check (here: one user, for the example).
+//! #[derive(Debug)]
+//! struct Passwords;
+//!
+//! impl PasswordVerifier for Passwords {
+//!     fn verify_password<'a>(&'a self, username: &'a str, password: &'a str)
+//!         -> BoxFuture<'a, Result<Option<String>, AccountsError>> {
+//!         let ok = username == "alice" && password == "correct horse";
+//!         Box::pin(async move { Ok(ok.then(|| "user-1".to_owned())) })
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let url = format!("sqlite://{}", dir.path().join("otp.db").display());
+//! let store = Store::connect(&url).await?;
+//! store.migrate().await?;
+//! let otp = Otp::builder(store, KeyRing::generate()).build()?;
+//! let web = OtpWeb::new(otp, SessionAccounts::new(Passwords))?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "public" }))
+//!     // Only for OTP-verified sessions: others are sent to the login page (or get a 403
+//!     // `{"error": "otp_required"}` if they speak JSON).
+//!     .route("/secret", get(|Verified(otp): Verified| async move {
+//!         format!("hello {}", otp.user_key().unwrap_or_default())
+//!     }))
+//!     .nest("/api/v1", otp_axum::json::routes())
+//!     .layer(OtpLayer::new(web))
+//!     .layer(otp_axum::session_layer(tower_sessions::MemoryStore::default(), false));
+//!
+//! // An anonymous JSON client is refused.
+//! use tower::ServiceExt;
+//! let request = http::Request::get("/secret")
+//!     .header("accept", "application/json")
+//!     .body(axum::body::Body::empty())?;
+//! let response = app.oneshot(request).await?;
+//! assert_eq!(response.status(), http::StatusCode::FORBIDDEN);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## The pieces
+//!
+//! - [`OtpLayer`] (inside tower-sessions' layer) makes the OTP state of each request available,
+//!   reading it at most once: the logged-in user and the device that verified the session
+//!   (session key `otp_device_id`, as in django-otp). A device that was deleted, is not the
+//!   user's or is unconfirmed is dropped from the session.
+//! - [`OtpSession`] extracts that state (always); [`Verified`] only for verified sessions.
+//! - [`otp_required`] guards routes, with django-otp's `login_url`, `redirect_field_name` and
+//!   `if_configured`; `next` values are followed only when [`safe_next`] accepts them.
+//! - [`login`] marks a session verified by a device of its user and cycles the session id;
+//!   [`OtpSession::logout`] ends it.
+//! - The flows ([`json::routes`], and the HTML pages) share one implementation ([`flow`]):
+//!   password first (through [`Accounts`]: [`SessionAccounts`] with the app's
+//!   [`PasswordVerifier`], or `AxumLoginAccounts` with the `axum-login` feature), then the
+//!   second factor, with the half-done login held in the session for at most ten minutes.
+//! - [`csrf`]: a session-bound token for forms; for JSON, a JSON content type and a same-site
+//!   `Origin`.
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `axum-login` | no | `AxumLoginAccounts`: the flows on top of axum-login |
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -14,6 +92,7 @@ mod guard;
 pub mod json;
 mod layer;
 mod redirect;
+mod session;
 mod state;
 mod templates;
 mod web;
@@ -29,6 +108,7 @@ pub use flow::{DeviceChoice, FlowError};
 pub use guard::{OtpRequiredLayer, OtpRequiredService, otp_required};
 pub use layer::{OtpLayer, OtpService};
 pub use redirect::safe_next;
+pub use session::{SESSION_COOKIE, session_layer};
 pub use state::{DEVICE_ID_SESSION_KEY, OtpState, VERIFIED_AT_SESSION_KEY, login, unverify};
 pub use web::{OtpWeb, WebConfig};
 
