@@ -115,4 +115,4 @@ pub use policy::{CooldownPolicy, FailureBudget, ThrottlePolicy, ThrottleState, T
 pub use settings::{
     EmailSettings, HotpSettings, PerDevice, Settings, StaticSettings, TotpSettings,
 };
-pub use store::{DatabaseUrl, Store};
+pub use store::{DatabaseUrl, Migration, Pool, Store};

@@ -12,22 +12,31 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Executor, PgPool, Row, SqlitePool};
+use sqlx::{PgPool, Row, SqlitePool};
 
 use crate::{Device, DeviceId, Error, ThrottleState, Timestamp};
 
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One schema migration, written for each database.
-struct Migration {
-    version: i64,
-    description: &'static str,
-    sqlite: &'static str,
-    postgres: &'static str,
+/// One schema migration, written for each database. Apps keep their own tables in the same
+/// database with migrations of their own `component` (see [`Store::apply_migrations`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Whose schema this is: `otp-core` for this crate's tables, the app's name for its own.
+    pub component: &'static str,
+    /// Applied in ascending order within the component; never reuse or reorder.
+    pub version: i64,
+    /// What it does, for people.
+    pub description: &'static str,
+    /// The statements for SQLite, separated by `;` (none inside literals).
+    pub sqlite: &'static str,
+    /// The statements for PostgreSQL, separated by `;` (none inside literals).
+    pub postgres: &'static str,
 }
 
 const MIGRATIONS: &[Migration] = &[Migration {
+    component: "otp-core",
     version: 1,
     description: "devices and accounts",
     sqlite: "
@@ -118,6 +127,16 @@ impl DatabaseUrl {
             Self::Postgres(_) => None,
         }
     }
+}
+
+/// The store's connection pool, for an app's own queries.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Pool<'a> {
+    /// SQLite.
+    Sqlite(&'a SqlitePool),
+    /// PostgreSQL.
+    Postgres(&'a PgPool),
 }
 
 #[derive(Debug, Clone)]
@@ -273,67 +292,87 @@ impl Store {
         matches!(self.backend, Backend::Postgres(_))
     }
 
-    /// Applies the migrations not applied yet, each in its own transaction. Safe to run from
-    /// several processes at once: on PostgreSQL they take an advisory lock, on SQLite an
-    /// immediate (writer) transaction.
+    /// Applies this crate's migrations not applied yet (see [`Store::apply_migrations`]).
     ///
     /// # Errors
     ///
     /// [`Error::Database`].
     pub async fn migrate(&self) -> Result<(), Error> {
+        self.apply_migrations(MIGRATIONS).await
+    }
+
+    /// Applies the given migrations not applied yet, each in its own transaction, recording
+    /// them in `otp_schema_migrations` by component and version. Safe to run from several
+    /// processes at once: on PostgreSQL they take an advisory lock, on SQLite an immediate
+    /// (writer) transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn apply_migrations(&self, migrations: &[Migration]) -> Result<(), Error> {
         const CREATE: &str = "CREATE TABLE IF NOT EXISTS otp_schema_migrations (
-            version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+            component TEXT NOT NULL, version BIGINT NOT NULL, description TEXT NOT NULL,
+            applied_at BIGINT NOT NULL, PRIMARY KEY (component, version))";
+        const DONE: &str =
+            "SELECT version FROM otp_schema_migrations WHERE component = $1 AND version = $2";
+        const RECORD: &str = "INSERT INTO otp_schema_migrations \
+            (component, version, description, applied_at) VALUES ($1, $2, $3, $4)";
         let applied_at = crate::Clock::now(&crate::SystemClock).unix_millis();
         match &self.backend {
             Backend::Sqlite(pool) => {
                 let mut conn = pool.acquire().await?;
-                conn.execute(CREATE).await?;
-                for migration in MIGRATIONS {
-                    conn.execute("BEGIN IMMEDIATE").await?;
-                    let result: Result<(), Error> = async {
-                        let done: Option<i64> = sqlx::query_scalar(
-                            "SELECT version FROM otp_schema_migrations WHERE version = $1",
-                        )
-                        .bind(migration.version)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                        if done.is_none() {
-                            sqlx::raw_sql(migration.sqlite).execute(&mut *conn).await?;
-                            record_migration(&mut *conn, migration, applied_at).await?;
-                        }
-                        Ok(())
-                    }
-                    .await;
+                sqlx::query(CREATE).execute(&mut *conn).await?;
+                for migration in migrations {
+                    // A writer transaction from the start: two processes cannot both see the
+                    // migration as missing.
+                    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                    let result = apply_sqlite(&mut conn, migration, DONE, RECORD, applied_at).await;
                     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-                    conn.execute(end).await?;
+                    sqlx::query(end).execute(&mut *conn).await?;
                     result?;
                 }
             }
             Backend::Postgres(pool) => {
-                pool.execute(CREATE)
+                sqlx::query(CREATE)
+                    .execute(pool)
                     .await
                     .or_else(ignore_concurrent_create)?;
-                for migration in MIGRATIONS {
+                for migration in migrations {
                     let mut tx = pool.begin().await?;
                     // One migrator at a time across every process sharing the database.
                     sqlx::query("SELECT pg_advisory_xact_lock(7305112021)")
                         .execute(&mut *tx)
                         .await?;
-                    let done: Option<i64> = sqlx::query_scalar(
-                        "SELECT version FROM otp_schema_migrations WHERE version = $1",
-                    )
-                    .bind(migration.version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    let done: Option<i64> = sqlx::query_scalar(DONE)
+                        .bind(migration.component)
+                        .bind(migration.version)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                     if done.is_none() {
-                        sqlx::raw_sql(migration.postgres).execute(&mut *tx).await?;
-                        record_migration(&mut *tx, migration, applied_at).await?;
+                        for statement in statements(migration.postgres) {
+                            sqlx::query(statement).execute(&mut *tx).await?;
+                        }
+                        sqlx::query(RECORD)
+                            .bind(migration.component)
+                            .bind(migration.version)
+                            .bind(migration.description)
+                            .bind(applied_at)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     tx.commit().await?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The connection pool, for an app's own tables in the same database.
+    pub fn pool(&self) -> Pool<'_> {
+        match &self.backend {
+            Backend::Sqlite(pool) => Pool::Sqlite(pool),
+            Backend::Postgres(pool) => Pool::Postgres(pool),
+        }
     }
 
     /// Inserts a device and returns it as stored.
@@ -552,25 +591,37 @@ impl Store {
     }
 }
 
-async fn record_migration<'e, E>(
-    executor: E,
+/// The statements of a migration: its text split on `;` (so a migration must not hold a `;`
+/// inside a string literal or a trigger body).
+fn statements(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split(';').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// One migration on SQLite, inside the caller's transaction.
+async fn apply_sqlite(
+    conn: &mut sqlx::SqliteConnection,
     migration: &Migration,
+    done_sql: &str,
+    record_sql: &str,
     applied_at: i64,
-) -> Result<(), Error>
-where
-    E: sqlx::Executor<'e>,
-    i64: for<'q> sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    for<'q> &'q str: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    for<'q> <E::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, E::Database>,
-{
-    sqlx::query(
-        "INSERT INTO otp_schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
-    )
-    .bind(migration.version)
-    .bind(migration.description)
-    .bind(applied_at)
-    .execute(executor)
-    .await?;
+) -> Result<(), Error> {
+    let done: Option<i64> = sqlx::query_scalar(done_sql)
+        .bind(migration.component)
+        .bind(migration.version)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if done.is_none() {
+        for statement in statements(migration.sqlite) {
+            sqlx::query(statement).execute(&mut *conn).await?;
+        }
+        sqlx::query(record_sql)
+            .bind(migration.component)
+            .bind(migration.version)
+            .bind(migration.description)
+            .bind(applied_at)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
