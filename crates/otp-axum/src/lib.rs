@@ -93,6 +93,7 @@ pub mod json;
 mod layer;
 mod redirect;
 mod session;
+mod session_store;
 mod state;
 mod templates;
 mod web;
@@ -109,6 +110,7 @@ pub use guard::{OtpRequiredLayer, OtpRequiredService, otp_required};
 pub use layer::{OtpLayer, OtpService};
 pub use redirect::safe_next;
 pub use session::{SESSION_COOKIE, session_layer};
+pub use session_store::SqlSessionStore;
 pub use state::{DEVICE_ID_SESSION_KEY, OtpState, VERIFIED_AT_SESSION_KEY, login, unverify};
 pub use web::{OtpWeb, WebConfig};
 

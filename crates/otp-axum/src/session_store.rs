@@ -1,0 +1,204 @@
+//! [`SqlSessionStore`]: tower-sessions' sessions in the framework's own database (SQLite or
+//! PostgreSQL), so that several app servers behind a load balancer share them.
+
+use async_trait::async_trait;
+use otp_core::{Clock, Migration, Pool, Store, SystemClock};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
+
+use crate::USER_KEY_SESSION_KEY;
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    component: "otp-axum",
+    version: 1,
+    description: "sessions",
+    sqlite: "CREATE TABLE otp_sessions (
+            id TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at BIGINT NOT NULL, user_key TEXT);
+        CREATE INDEX otp_sessions_expires_at ON otp_sessions (expires_at);
+        CREATE INDEX otp_sessions_user_key ON otp_sessions (user_key)",
+    postgres: "CREATE TABLE otp_sessions (
+            id TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at BIGINT NOT NULL, user_key TEXT);
+        CREATE INDEX otp_sessions_expires_at ON otp_sessions (expires_at);
+        CREATE INDEX otp_sessions_user_key ON otp_sessions (user_key)",
+}];
+
+/// Sessions in the `otp_sessions` table of the framework's database. Each row keeps the
+/// session's data as JSON, its expiry, and the key of the user logged in through
+/// [`SessionAccounts`](crate::SessionAccounts), so that all of a user's sessions can be ended at
+/// once (after a password change, say).
+#[derive(Debug, Clone)]
+pub struct SqlSessionStore {
+    store: Store,
+}
+
+/// Runs one statement on whichever pool the store has.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store.pool() {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+            _ => unreachable!("otp-core has two databases"),
+        }
+    };
+}
+
+fn backend(err: sqlx::Error) -> session_store::Error {
+    session_store::Error::Backend(err.to_string())
+}
+
+fn now_secs() -> i64 {
+    SystemClock.now().unix_secs()
+}
+
+impl SqlSessionStore {
+    /// A session store in `store`'s database. Call [`SqlSessionStore::migrate`] once at start.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Creates the sessions table if it is not there yet.
+    ///
+    /// # Errors
+    ///
+    /// [`otp_core::Error::Database`].
+    pub async fn migrate(&self) -> Result<(), otp_core::Error> {
+        self.store.apply_migrations(MIGRATIONS).await
+    }
+
+    /// Ends every session of `user_key` but `except` (the current one); returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`otp_core::Error::Database`].
+    pub async fn delete_user_sessions(
+        &self,
+        user_key: &str,
+        except: Option<Id>,
+    ) -> Result<u64, otp_core::Error> {
+        let keep = except.map(|id| id.to_string()).unwrap_or_default();
+        let deleted = on_pool!(self.store, |pool| {
+            sqlx::query("DELETE FROM otp_sessions WHERE user_key = $1 AND id <> $2")
+                .bind(user_key)
+                .bind(&keep)
+                .execute(pool)
+                .await
+                .map_err(otp_core::Error::from)?
+                .rows_affected()
+        });
+        Ok(deleted)
+    }
+
+    fn row(record: &Record) -> session_store::Result<(String, String, i64, Option<String>)> {
+        let data = serde_json::to_string(&record.data)
+            .map_err(|err| session_store::Error::Encode(err.to_string()))?;
+        let user_key = record
+            .data
+            .get(USER_KEY_SESSION_KEY)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        Ok((
+            record.id.to_string(),
+            data,
+            record.expiry_date.unix_timestamp(),
+            user_key,
+        ))
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // A fresh id until one is free (a collision of 128 random bits does not happen, but the
+        // contract asks for it).
+        loop {
+            let (id, data, expires_at, user_key) = Self::row(record)?;
+            let inserted = on_pool!(self.store, |pool| {
+                sqlx::query(
+                    "INSERT INTO otp_sessions (id, data, expires_at, user_key) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&id)
+                .bind(&data)
+                .bind(expires_at)
+                .bind(&user_key)
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+            });
+            if inserted == 1 {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let (id, data, expires_at, user_key) = Self::row(record)?;
+        on_pool!(self.store, |pool| {
+            sqlx::query(
+                "INSERT INTO otp_sessions (id, data, expires_at, user_key) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id) DO UPDATE SET data = $2, expires_at = $3, user_key = $4",
+            )
+            .bind(&id)
+            .bind(&data)
+            .bind(expires_at)
+            .bind(&user_key)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+        })
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let row: Option<(String, i64)> = on_pool!(self.store, |pool| {
+            sqlx::query_as(
+                "SELECT data, expires_at FROM otp_sessions WHERE id = $1 AND expires_at > $2",
+            )
+            .bind(id.to_string())
+            .bind(now_secs())
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?
+        });
+        let Some((data, expires_at)) = row else {
+            return Ok(None);
+        };
+        let data = serde_json::from_str(&data)
+            .map_err(|err| session_store::Error::Decode(err.to_string()))?;
+        let expiry_date =
+            tower_sessions::cookie::time::OffsetDateTime::from_unix_timestamp(expires_at)
+                .map_err(|err| session_store::Error::Decode(err.to_string()))?;
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date,
+        }))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        on_pool!(self.store, |pool| {
+            sqlx::query("DELETE FROM otp_sessions WHERE id = $1")
+                .bind(id.to_string())
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(backend)
+        })
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for SqlSessionStore {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        on_pool!(self.store, |pool| {
+            sqlx::query("DELETE FROM otp_sessions WHERE expires_at <= $1")
+                .bind(now_secs())
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(backend)
+        })
+    }
+}
