@@ -84,10 +84,10 @@ impl IntoResponse for CsrfRejection {
 /// The request's own origin is its `Host`; `allowed` lists more, as `scheme://host[:port]`.
 /// Requests without these headers (non-browser clients) pass.
 pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), CsrfRejection> {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if site.eq_ignore_ascii_case("cross-site") {
-            return Err(CsrfRejection::CrossOrigin);
-        }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && site.eq_ignore_ascii_case("cross-site")
+    {
+        return Err(CsrfRejection::CrossOrigin);
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());

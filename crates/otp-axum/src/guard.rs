@@ -99,12 +99,13 @@ where
                 Err(rejection) => return Ok(OtpRequired::Failed(rejection).into_response()),
             };
             let mut pass = otp.is_verified();
-            if !pass && layer.if_configured {
-                if let Some(user) = otp.user_key() {
-                    match otp.web().otp().user_has_device(user, Some(true)).await {
-                        Ok(has_device) => pass = !has_device,
-                        Err(err) => return Ok(crate::WebError::from(err).into_response()),
-                    }
+            if !pass
+                && layer.if_configured
+                && let Some(user) = otp.user_key()
+            {
+                match otp.web().otp().user_has_device(user, Some(true)).await {
+                    Ok(has_device) => pass = !has_device,
+                    Err(err) => return Ok(crate::WebError::from(err).into_response()),
                 }
             }
             if pass {

@@ -9,7 +9,7 @@
 //! | `POST /otp/verify` | `{"device", "token"}` | 200 `{"verified": true}` |
 //!
 //! Errors are `{"error": code, "message": text}` with `retry_after` (and a `Retry-After`
-//! header) when waiting helps: see [`FlowError`](crate::FlowError) for codes and statuses.
+//! header) when waiting helps: see [`FlowError`] for codes and statuses.
 //! Every request that changes state must be `application/json` and come from this site (or
 //! an allowed origin): others get 415 or 403.
 
@@ -51,16 +51,17 @@ fn step_error(err: StepError) -> Response {
     }
 }
 
-/// Refuses cross-site and non-JSON requests, and bodies that are not the expected JSON.
+/// Refuses cross-site and non-JSON requests, and bodies that are not the expected JSON. (The
+/// refusal is boxed: a `Response` is large.)
 fn checked<T>(
     otp: &OtpSession,
     headers: &HeaderMap,
     body: Result<Json<T>, JsonRejection>,
-) -> Result<T, Response> {
+) -> Result<T, Box<Response>> {
     check_json_request(headers, &otp.web().config().allowed_origins)
-        .map_err(IntoResponse::into_response)?;
+        .map_err(|rejection| Box::new(rejection.into_response()))?;
     body.map(|Json(value)| value).map_err(|_| {
-        FlowError::BadRequest("The body is not the expected JSON object.").into_response()
+        Box::new(FlowError::BadRequest("The body is not the expected JSON object.").into_response())
     })
 }
 
@@ -78,7 +79,7 @@ async fn create_session(
 ) -> Response {
     let credentials = match checked(&otp, &headers, body) {
         Ok(credentials) => credentials,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match flow::password_step(&mut otp, &credentials.username, &credentials.password).await {
         Ok(PasswordOutcome::LoggedIn) => {
@@ -126,7 +127,7 @@ async fn challenge(
 ) -> Response {
     let request = match checked(&otp, &headers, body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match flow::challenge_step(&otp, &request.device).await {
         Ok(()) => no_store(Json(json!({ "sent": true }))),
@@ -148,7 +149,7 @@ async fn verify(
 ) -> Response {
     let request = match checked(&otp, &headers, body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match flow::verify_step(&mut otp, &request.device, &request.token).await {
         Ok(()) => no_store(Json(json!({ "verified": true }))),

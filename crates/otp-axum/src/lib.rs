@@ -65,10 +65,11 @@
 //!   `if_configured`; `next` values are followed only when [`safe_next`] accepts them.
 //! - [`login`] marks a session verified by a device of its user and cycles the session id;
 //!   [`OtpSession::logout`] ends it.
-//! - The flows ([`json::routes`], and the HTML pages) share one implementation ([`flow`]):
-//!   password first (through [`Accounts`]: [`SessionAccounts`] with the app's
-//!   [`PasswordVerifier`], or `AxumLoginAccounts` with the `axum-login` feature), then the
-//!   second factor, with the half-done login held in the session for at most ten minutes.
+//! - The flows, as HTML pages ([`html::routes`]) and as a JSON API ([`json::routes`]), share
+//!   one implementation ([`flow`]): password first (through [`Accounts`]: [`SessionAccounts`]
+//!   with the app's [`PasswordVerifier`], or `AxumLoginAccounts` with the `axum-login`
+//!   feature), then the second factor, with the half-done login held in the session for at
+//!   most ten minutes.
 //! - [`csrf`]: a session-bound token for forms; for JSON, a JSON content type and a same-site
 //!   `Origin`.
 //!
@@ -89,6 +90,7 @@ mod error;
 mod extract;
 pub mod flow;
 mod guard;
+pub mod html;
 pub mod json;
 mod layer;
 mod redirect;
