@@ -167,8 +167,17 @@ impl Totp {
 
     /// The time step at `unix_time`: `floor((unix_time - t0) / step)`, or `None` before `t0`.
     pub fn time_step(&self, unix_time: i64) -> Option<u64> {
-        let elapsed = i128::from(unix_time) - i128::from(self.t0);
-        u64::try_from(elapsed.div_euclid(i128::from(self.step.get()))).ok()
+        u64::try_from(self.floor_step(unix_time)).ok()
+    }
+
+    /// `floor((unix_time - t0) / step)`, negative before `t0`. In 64 bits when nothing can
+    /// overflow (every realistic time), else in 128.
+    fn floor_step(&self, unix_time: i64) -> i128 {
+        match (unix_time.checked_sub(self.t0), i64::try_from(self.step.get())) {
+            (Some(elapsed), Ok(step)) => i128::from(elapsed.div_euclid(step)),
+            _ => (i128::from(unix_time) - i128::from(self.t0))
+                .div_euclid(i128::from(self.step.get())),
+        }
     }
 
     /// The code at `unix_time`.
@@ -197,8 +206,7 @@ impl Totp {
     /// nothing.
     pub fn verify(&self, token: &str, unix_time: i64, window: TotpWindow) -> Option<TotpMatch> {
         let token = parse_token(token, self.hotp.params().digits)?;
-        let elapsed = i128::from(unix_time) - i128::from(self.t0);
-        let centre = elapsed.div_euclid(i128::from(self.step.get())) + i128::from(window.drift);
+        let centre = self.floor_step(unix_time) + i128::from(window.drift);
         let tolerance = i128::from(window.tolerance);
         let first = (centre - tolerance).max(i128::from(window.min_step));
         let last = (centre + tolerance).min(i128::from(u64::MAX));
