@@ -81,7 +81,8 @@ impl IntoResponse for CsrfRejection {
 }
 
 /// Refuses a request whose `Origin` (or `Sec-Fetch-Site`) says it comes from another site.
-/// The request's own origin is its `Host`; `allowed` lists more, as `scheme://host[:port]`.
+/// The request's own origin is its `Host` (which [`OtpLayer`](crate::OtpLayer) supplies from
+/// the URI for HTTP/2); `allowed` lists more, as `scheme://host[:port]`.
 /// Requests without these headers (non-browser clients) pass.
 pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), CsrfRejection> {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())

@@ -272,7 +272,12 @@ pub(crate) fn otp_required_rejection(parts: &Parts, login_url: &str, field: &str
     if wants_json(&parts.headers) {
         return OtpRequired::Json;
     }
-    let here = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    // Inside `Router::nest` the URI has lost its prefix; the original one has it.
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0);
+    let here = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let separator = if login_url.contains('?') { '&' } else { '?' };
     let next = percent_encoding::utf8_percent_encode(here, crate::QUERY_VALUE);
     OtpRequired::Redirect(format!("{login_url}{separator}{field}={next}"))

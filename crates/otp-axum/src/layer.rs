@@ -14,7 +14,10 @@ use crate::state::RequestOtp;
 /// The tower layer of this crate. Put it inside tower-sessions' `SessionManagerLayer` (and
 /// inside axum-login's layer, if the app uses it): it needs the session.
 ///
-/// It does no work by itself: the OTP state (the user, the verified device) is read from the
+/// For HTTP/2 requests, which carry their host in the URI, it adds the `Host` header that the
+/// CSRF checks compare `Origin` with.
+///
+/// It does no other work by itself: the OTP state (the user, the verified device) is read from the
 /// session and the store the first time an extractor or guard asks for it, and at most once
 /// per request.
 #[derive(Debug, Clone)]
@@ -60,6 +63,14 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // HTTP/2 carries the host in the URI (`:authority`), not in a `Host` header; supply it,
+        // so that the same-site checks of `csrf` see every request's own origin.
+        if !request.headers().contains_key(http::header::HOST)
+            && let Some(authority) = request.uri().authority()
+            && let Ok(host) = http::HeaderValue::from_str(authority.as_str())
+        {
+            request.headers_mut().insert(http::header::HOST, host);
+        }
         request.extensions_mut().insert(RequestOtp {
             web: self.web.clone(),
             cache: Arc::new(Mutex::new(None)),
