@@ -173,7 +173,10 @@ impl Totp {
     /// `floor((unix_time - t0) / step)`, negative before `t0`. In 64 bits when nothing can
     /// overflow (every realistic time), else in 128.
     fn floor_step(&self, unix_time: i64) -> i128 {
-        match (unix_time.checked_sub(self.t0), i64::try_from(self.step.get())) {
+        match (
+            unix_time.checked_sub(self.t0),
+            i64::try_from(self.step.get()),
+        ) {
             (Some(elapsed), Ok(step)) => i128::from(elapsed.div_euclid(step)),
             _ => (i128::from(unix_time) - i128::from(self.t0))
                 .div_euclid(i128::from(self.step.get())),
