@@ -5,6 +5,8 @@
 
 mod common;
 
+use otp_test_support::store_tests;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;

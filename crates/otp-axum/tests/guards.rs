@@ -4,6 +4,8 @@
 
 mod common;
 
+use otp_test_support::store_tests;
+
 use std::time::Duration;
 
 use axum::body::Body;

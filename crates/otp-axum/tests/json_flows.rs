@@ -5,6 +5,8 @@
 
 mod common;
 
+use otp_test_support::store_tests;
+
 use std::time::Duration;
 
 use common::{

@@ -321,7 +321,18 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(pool) => {
                 let mut conn = pool.acquire().await?;
-                sqlx::query(CREATE).execute(&mut *conn).await?;
+                // Writer transactions from the start: a deferred one that reads the schema and
+                // then writes fails at once (SQLITE_BUSY, no waiting) if another process wrote
+                // in between.
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let created = sqlx::query(CREATE).execute(&mut *conn).await;
+                let end = if created.is_ok() {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                };
+                sqlx::query(end).execute(&mut *conn).await?;
+                created?;
                 for migration in migrations {
                     // A writer transaction from the start: two processes cannot both see the
                     // migration as missing.
@@ -333,10 +344,14 @@ impl Store {
                 }
             }
             Backend::Postgres(pool) => {
-                sqlx::query(CREATE)
-                    .execute(pool)
-                    .await
-                    .or_else(ignore_concurrent_create)?;
+                // Under the advisory lock: concurrent `CREATE TABLE IF NOT EXISTS` can still
+                // collide in PostgreSQL's catalog.
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7305112021)")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(CREATE).execute(&mut *tx).await?;
+                tx.commit().await?;
                 for migration in migrations {
                     let mut tx = pool.begin().await?;
                     // One migrator at a time across every process sharing the database.
@@ -623,19 +638,6 @@ async fn apply_sqlite(
             .await?;
     }
     Ok(())
-}
-
-/// Two processes creating the migrations table at once on PostgreSQL: the loser sees a unique
-/// violation on the catalog even with IF NOT EXISTS. The table exists either way.
-fn ignore_concurrent_create(
-    err: sqlx::Error,
-) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
-    match &err {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            Ok(Default::default())
-        }
-        _ => Err(err),
-    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@
 
 mod common;
 
+use otp_test_support::store_tests;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;

@@ -3,6 +3,8 @@
 
 mod common;
 
+use otp_test_support::store_tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,6 +3,8 @@
 
 mod common;
 
+use otp_test_support::store_tests;
+
 use common::TestDb;
 use otp_core::{Migration, Pool, Store};
 

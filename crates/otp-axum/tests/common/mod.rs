@@ -2,13 +2,12 @@
 //! fresh PostgreSQL database dropped afterwards), a test app on a frozen clock with the JSON API
 //! and guarded test routes, a cookie-keeping client, an SMTP sink, and [`store_tests!`] to run
 //! each scenario on both databases.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 pub mod client;
-pub mod smtp;
+pub use otp_test_support::{TestDb, smtp};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -38,128 +37,6 @@ pub const T0: i64 = 1_700_000_010;
 
 /// The TOTP key of every test device (RFC 6238's), so codes are the same on every run.
 pub const TOTP_KEY: &str = "3132333435363738393031323334353637383930";
-
-/// Whether a missing outside service must fail the test (`OTP_TEST_STRICT=1`, as in CI).
-pub fn strict() -> bool {
-    std::env::var("OTP_TEST_STRICT").is_ok_and(|v| v == "1")
-}
-
-/// Skips (with a notice) or fails (under `OTP_TEST_STRICT=1`) for a missing service.
-pub fn missing(what: &str) {
-    if strict() {
-        panic!("{what} is required under OTP_TEST_STRICT=1");
-    }
-    eprintln!("skipping: {what} is not available");
-}
-
-/// A database for one test. Dropping it removes the SQLite directory or drops the PostgreSQL
-/// database.
-pub struct TestDb {
-    pub url: String,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
-}
-
-impl TestDb {
-    pub fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("otp.db").display());
-        Self {
-            url,
-            _dir: Some(dir),
-            postgres: None,
-        }
-    }
-
-    /// A fresh PostgreSQL database on the server of `OTP_TEST_POSTGRES_URL`, or `None` (after
-    /// the skip notice) when the variable is not set.
-    pub async fn postgres() -> Option<Self> {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let Ok(admin_url) = std::env::var("OTP_TEST_POSTGRES_URL") else {
-            missing("PostgreSQL (set OTP_TEST_POSTGRES_URL)");
-            return None;
-        };
-        let name = format!(
-            "otp_axum_test_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let mut admin = pg_connect(&admin_url).await;
-        use sqlx::Executor;
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create test database");
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        Some(Self {
-            url: format!("{base}/{name}"),
-            _dir: None,
-            postgres: Some((admin_url.clone(), name)),
-        })
-    }
-}
-
-async fn pg_connect(url: &str) -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((admin_url, name)) = self.postgres.take() else {
-            return;
-        };
-        // Drop may run inside a runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                use sqlx::Executor;
-                let mut admin = pg_connect(&admin_url).await;
-                let _ = admin
-                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await;
-            });
-        })
-        .join();
-    }
-}
-
-/// Runs each listed scenario against SQLite and against PostgreSQL. Each scenario is an
-/// `async fn(TestDb)`.
-#[macro_export]
-macro_rules! store_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::TestDb::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(db) = $crate::common::TestDb::postgres().await {
-                        super::$name(db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
 
 /// The test users: username, password, user key. The key differs from the username, so that
 /// tests see which one travels where.

@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 /// One received message.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The envelope sender (`MAIL FROM`).
     pub from: String,
+    /// The envelope recipients (`RCPT TO`).
     pub to: Vec<String>,
     /// The DATA section, dot-unstuffed, with CRLF line ends.
     pub data: String,
@@ -36,8 +38,10 @@ impl Received {
     }
 }
 
+/// The server; clones share what it received.
 #[derive(Clone, Default)]
 pub struct SmtpServer {
+    /// The port it listens on, on 127.0.0.1.
     pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     fail_next: Arc<Mutex<bool>>,
@@ -64,14 +68,17 @@ impl SmtpServer {
         server
     }
 
+    /// `smtp://127.0.0.1:PORT`, for `otp_core::SmtpMailer::from_url`.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
+    /// The messages received so far, oldest first.
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
+    /// Makes the server refuse the next message with a 554.
     pub fn fail_next(&self) {
         *self.fail_next.lock().unwrap() = true;
     }

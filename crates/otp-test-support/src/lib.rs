@@ -1,0 +1,136 @@
+//! Test support shared by the crates of the otp framework (a dev-dependency only):
+//!
+//! - [`TestDb`]: a real database for one test, a SQLite file in a temporary directory or a fresh
+//!   PostgreSQL database on the server of `OTP_TEST_POSTGRES_URL`, dropped afterwards;
+//! - [`store_tests!`]: runs each listed scenario on both;
+//! - [`smtp::SmtpServer`]: an SMTP server on loopback that keeps what it receives;
+//! - [`strict`] and [`missing`]: the rule for outside tools and services, which skip with a notice
+//!   unless `OTP_TEST_STRICT=1` (as in CI) makes their absence a failure.
+
+pub mod smtp;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Whether a missing outside tool or service must fail the test (`OTP_TEST_STRICT=1`, as in CI).
+pub fn strict() -> bool {
+    std::env::var("OTP_TEST_STRICT").is_ok_and(|v| v == "1")
+}
+
+/// Skips (with a notice) or fails (under `OTP_TEST_STRICT=1`) for a missing service.
+pub fn missing(what: &str) {
+    if strict() {
+        panic!("{what} is required under OTP_TEST_STRICT=1");
+    }
+    eprintln!("skipping: {what} is not available");
+}
+
+/// A database for one test. Dropping it removes the SQLite directory or drops the PostgreSQL
+/// database.
+pub struct TestDb {
+    /// The database URL, for `otp_core::Store::connect`.
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A SQLite file in a fresh temporary directory.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("otp.db").display());
+        Self {
+            url,
+            _dir: Some(dir),
+            postgres: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database on the server of `OTP_TEST_POSTGRES_URL`, or `None` (after
+    /// the skip notice) when the variable is not set.
+    pub async fn postgres() -> Option<Self> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let Ok(admin_url) = std::env::var("OTP_TEST_POSTGRES_URL") else {
+            missing("PostgreSQL (set OTP_TEST_POSTGRES_URL)");
+            return None;
+        };
+        let name = format!(
+            "otp_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let mut admin = sqlx_connect(&admin_url).await;
+        use sqlx::Executor;
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        Some(Self {
+            url: format!("{base}/{name}"),
+            _dir: None,
+            postgres: Some((admin_url.clone(), name)),
+        })
+    }
+}
+
+async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside any runtime guarantee: use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                use sqlx::Executor;
+                let mut admin = sqlx_connect(&admin_url).await;
+                let _ = admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+/// Runs each listed test against SQLite and against PostgreSQL. Each test is an
+/// `async fn(TestDb)`.
+#[macro_export]
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::TestDb::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(db) = $crate::TestDb::postgres().await {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
