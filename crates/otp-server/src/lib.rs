@@ -1,10 +1,25 @@
 //! # otp-server: the reference server and the `otp` command-line tool
 //!
-//! For now this crate holds the `otp` command-line tool: tools for credentials (codes,
-//! otpauth:// URIs, QR codes) and the operator commands of the framework's database (devices,
-//! verification, challenges, account resets, key rotation); the server will join it. The binary
-//! is a thin wrapper around [`cli::run`], which takes the arguments and the two output streams,
-//! so every command can be run and checked in-process:
+//! Two parts:
+//!
+//! - [`app`]: the reference server, a complete app on the framework with its own users
+//!   (argon2id passwords, sign-up, password change, a staff flag), the library's login pages
+//!   and JSON API, security headers and limits; `otp serve` runs it. It needs no set-up: on
+//!   first run it creates a SQLite database and its key file in the working directory.
+//! - [`cli`]: the `otp` command-line tool: tools for credentials (codes, otpauth:// URIs, QR
+//!   codes), the operator commands of the framework's database (devices, verification,
+//!   challenges, account resets, key rotation, users), and `otp serve`.
+//!
+//! ```text
+//! $ otp serve
+//! otp serve: listening on http://127.0.0.1:8000
+//! $ echo 'correct horse battery' | otp user add alice --password-stdin
+//! added user alice (key 1)
+//! $ otp device add totp --user alice
+//! ```
+//!
+//! The binary is a thin wrapper around [`cli::run`], which takes the arguments and the two
+//! output streams, so every command can be run and checked in-process:
 //!
 //! ```
 //! use std::process::ExitCode;
@@ -32,4 +47,5 @@
 
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod cli;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::params::{CodeParams, parse_step};
 use super::session::{Mail, Session};
+use super::user::USER_HELP;
 use super::{Failure, GlobalArgs, Streams};
 
 /// The subcommands of `otp device`.
@@ -46,8 +47,8 @@ pub enum DeviceAddCommand {
 /// What every `otp device add` takes.
 #[derive(Args)]
 pub struct AddCommon {
-    /// The app's key of the user
-    #[arg(long, value_name = "USER")]
+    /// The user: a username, or a user key (see 'otp user add')
+    #[arg(long, value_name = "USER", long_help = USER_HELP)]
     pub user: String,
     /// Print one JSON object
     #[arg(long)]
@@ -128,8 +129,8 @@ pub struct EmailAddArgs {
 /// Arguments of `otp device list`.
 #[derive(Args)]
 pub struct DeviceListArgs {
-    /// The app's key of the user
-    #[arg(long, value_name = "USER")]
+    /// The user: a username, or a user key (see 'otp user add')
+    #[arg(long, value_name = "USER", long_help = USER_HELP)]
     pub user: String,
     /// Print a JSON array
     #[arg(long)]
@@ -156,8 +157,15 @@ pub(super) fn run(
 ) -> Result<(), Failure> {
     let session = Session::open(global, Mail::None)?;
     match command {
-        DeviceCommand::Add(kind) => add(&session, kind, streams.out),
-        DeviceCommand::List(args) => list(&session, &args, streams.out),
+        DeviceCommand::Add(mut kind) => {
+            let common = kind.common_mut();
+            common.user = session.user_key(&common.user)?;
+            add(&session, kind, streams.out)
+        }
+        DeviceCommand::List(mut args) => {
+            args.user = session.user_key(&args.user)?;
+            list(&session, &args, streams.out)
+        }
         DeviceCommand::Remove(args) => {
             session.block_on(session.otp().remove_device(&args.id))?;
             writeln!(streams.out, "removed {}", args.id).map_err(Failure::stdout)
@@ -165,6 +173,18 @@ pub(super) fn run(
         DeviceCommand::Reset(args) => {
             session.block_on(session.otp().reset_throttle(&args.id))?;
             writeln!(streams.out, "cleared the throttling of {}", args.id).map_err(Failure::stdout)
+        }
+    }
+}
+
+impl DeviceAddCommand {
+    /// The user and output format, whatever the kind.
+    fn common_mut(&mut self) -> &mut AddCommon {
+        match self {
+            Self::Totp(args) => &mut args.common,
+            Self::Hotp(args) => &mut args.common,
+            Self::Static(args) => &mut args.common,
+            Self::Email(args) => &mut args.common,
         }
     }
 }

@@ -26,11 +26,13 @@
 //! | `otp device list --user U [--json]` | a table of the user's devices, or a JSON array |
 //! | `otp device remove ID` | `removed ID` |
 //! | `otp device reset ID` | `cleared the throttling of ID` |
+//! | `otp user add USERNAME [--email ADDRESS] [--password-stdin] [--staff]` | `added user USERNAME (key ID)`, and `password: …` when it made one |
 //! | `otp user reset --user U` | how many failures were cleared from the account |
 //! | `otp static-token add --user U [--token T]` | the code, alone on one line |
 //! | `otp challenge --user U --device ID` | where the code was sent |
 //! | `otp verify --user U --device ID TOKEN` | `verified` |
 //! | `otp keys rotate` | how many devices were examined and re-sealed |
+//! | `otp serve [--addr IP:PORT] [--config FILE]` | `otp serve: listening on http://ADDR`, then serves until Ctrl-C or SIGTERM (see [`crate::app`]) |
 //!
 //! `otp uri parse` prints, for example:
 //!
@@ -61,13 +63,20 @@
 //!
 //! The operator commands work on the database of the framework, the one the server uses:
 //!
+//! * **Users**: every `--user U` takes a username of the server's users or a user key. A
+//!   value of digits only is always a key (the server's user id; no username is digits only);
+//!   any other value is the username of a user if one has it, in any case, else a key as
+//!   given (for users that the server's table does not hold). `otp user add` creates users:
+//!   with `--password-stdin` it reads the password from the first line of standard input,
+//!   otherwise it makes a random one and prints it once.
 //! * **Database**: `--database-url URL` (before or after the subcommand), else the environment
 //!   variable `OTP_DATABASE_URL`, else `sqlite://otp.db` in the working directory. URLs are
 //!   `sqlite://PATH` or `postgres://USER@HOST/DATABASE`; they are never printed, since a
 //!   PostgreSQL URL may hold a password.
 //! * **Schema**: every operator command applies the migrations not applied yet before it does
 //!   anything else (they are idempotent and cheap), so a fresh machine works without a separate
-//!   step; `otp migrate` does only that, for deployments that migrate explicitly.
+//!   step; `otp migrate` does only that, for deployments that migrate explicitly. The schema is
+//!   the whole app's: the framework's devices, and the sessions and users of `otp serve`.
 //! * **Keys**: `OTP_SECRET_KEY` (`ID:HEX` entries, newest last), else the key file
 //!   `OTP_KEY_FILE`, else, for SQLite, the key file beside the database (`otp.db.key`),
 //!   created with one fresh key on first use. PostgreSQL without a key is an error: a database
@@ -145,6 +154,7 @@ mod device;
 mod keys;
 mod params;
 mod qr;
+mod serve;
 mod session;
 mod uri;
 mod user;
@@ -158,8 +168,9 @@ pub use device::{
 pub use keys::KeysCommand;
 pub use params::{CodeParams, HashAlgorithm};
 pub use qr::QrArgs;
+pub use serve::ServeArgs;
 pub use uri::{OtpType, UriBuildArgs, UriCommand, UriParseArgs};
-pub use user::{StaticTokenAddArgs, StaticTokenCommand, UserCommand, UserResetArgs};
+pub use user::{StaticTokenAddArgs, StaticTokenCommand, UserAddArgs, UserCommand, UserResetArgs};
 pub use verify::{ChallengeArgs, VerifyArgs};
 
 /// Exit status of a usage, input or system error.
@@ -189,7 +200,8 @@ const EXIT_HELP: &str = "Exit status: 0 on success, 1 if a token is rejected or 
          cannot be written), 2 for usage, input and system errors (one line on standard error, \
          never containing a secret).\n\n",
         "Operator commands use the database of --database-url, else OTP_DATABASE_URL, else \
-         sqlite://otp.db in the working directory, and apply its migrations first. Keys come from \
+         sqlite://otp.db in the working directory, and apply its migrations first. --user takes \
+         a username or a user key (digits only: always the key). Keys come from \
          OTP_SECRET_KEY, else OTP_KEY_FILE, else (SQLite) the key file beside the database, \
          created on first use. Mail goes through OTP_SMTP_URL, else to the log. Settings come from \
          django-otp's variables (OTP_TOTP_ISSUER, OTP_FAILURE_BUDGET, ...). OTP_LOG filters the \
@@ -261,6 +273,9 @@ pub enum Command {
     /// Manage the application keys that seal the secrets in the database
     #[command(subcommand, arg_required_else_help = false)]
     Keys(KeysCommand),
+    /// Run the reference server
+    #[command(long_about = serve::LONG_ABOUT)]
+    Serve(ServeArgs),
 }
 
 /// Where a command writes.
@@ -286,6 +301,7 @@ impl Command {
             Self::Challenge(args) => verify::challenge(args, global, streams),
             Self::Verify(args) => verify::verify(args, global, streams),
             Self::Keys(command) => keys::run(command, global, streams),
+            Self::Serve(args) => serve::run(args, global, streams),
         }
     }
 }
@@ -375,11 +391,32 @@ pub(crate) enum Failure {
     System(String),
     /// A token was rejected or a challenge refused; the reason, such as "invalid token".
     Rejected(String),
+    /// The server or the app's users failed, or refused an input (a setting, a username, a
+    /// password). Its message names the problem.
+    App(crate::app::Error),
 }
 
 impl From<otp_core::Error> for Failure {
     fn from(error: otp_core::Error) -> Self {
         Self::Core(error)
+    }
+}
+
+impl From<crate::app::Error> for Failure {
+    fn from(error: crate::app::Error) -> Self {
+        match error {
+            crate::app::Error::Core(error) => Self::Core(error),
+            error => Self::App(error),
+        }
+    }
+}
+
+impl From<crate::app::UserError> for Failure {
+    fn from(error: crate::app::UserError) -> Self {
+        match error {
+            crate::app::UserError::Core(error) => Self::Core(error),
+            error => Self::App(error.into()),
+        }
     }
 }
 
@@ -393,7 +430,8 @@ impl Failure {
             | Self::Input(_)
             | Self::Core(_)
             | Self::Env { .. }
-            | Self::System(_) => EXIT_USAGE,
+            | Self::System(_)
+            | Self::App(_) => EXIT_USAGE,
         }
     }
 
@@ -432,6 +470,7 @@ impl fmt::Display for Failure {
             Self::Input(error) => write!(f, "{error}"),
             Self::Write { target, error } => write!(f, "cannot write {target}: {error}"),
             Self::Core(error) => write!(f, "{error}"),
+            Self::App(error) => write!(f, "{error}"),
             Self::Env { name, problem } => write!(f, "invalid {name}: {problem}"),
             Self::System(message) | Self::Rejected(message) => f.write_str(message),
         }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use otp_axum::SqlSessionStore;
 use otp_core::{
     DatabaseUrl, DevelopmentLogMailer, KeyRing, Mailer, Otp, Settings, SmtpMailer, Store,
 };
@@ -16,6 +17,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 
 use super::{Failure, GlobalArgs, Streams};
+use crate::app::Users;
 
 /// The database when neither `--database-url` nor `OTP_DATABASE_URL` names one.
 pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://otp.db";
@@ -73,6 +75,15 @@ fn log_to_stderr() -> Result<DefaultGuard, Failure> {
     Ok(tracing::subscriber::set_default(subscriber))
 }
 
+/// The migrations of the whole app: the framework's devices, the sessions of `otp serve`, and
+/// its users.
+async fn migrate_all(store: &Store, users: &Users) -> Result<(), Failure> {
+    store.migrate().await?;
+    SqlSessionStore::new(store.clone()).migrate().await?;
+    users.migrate().await?;
+    Ok(())
+}
+
 /// `otp migrate`: applies the migrations, and needs no key.
 pub(super) fn migrate(global: &GlobalArgs, streams: &mut Streams<'_>) -> Result<(), Failure> {
     let (url, _) = database_url(global)?;
@@ -80,7 +91,7 @@ pub(super) fn migrate(global: &GlobalArgs, streams: &mut Streams<'_>) -> Result<
     let runtime = runtime()?;
     runtime.block_on(async {
         let store = Store::connect(&url).await?;
-        let migrated = store.migrate().await;
+        let migrated = migrate_all(&store, &Users::new(store.clone())).await;
         store.close().await;
         migrated
     })?;
@@ -100,6 +111,7 @@ pub(crate) enum Mail {
 /// the database.
 pub(crate) struct Session {
     otp: Otp,
+    users: Users,
     runtime: Runtime,
     current_key_id: u32,
     development_mailer: bool,
@@ -127,13 +139,14 @@ impl Session {
         };
         let development_mailer = mail == Mail::FromEnv && env_var("OTP_SMTP_URL")?.is_none();
         let runtime = runtime()?;
-        let store = runtime.block_on(async {
+        let (store, users) = runtime.block_on(async {
             let store = Store::connect(&url).await?;
-            if let Err(error) = store.migrate().await {
+            let users = Users::new(store.clone());
+            if let Err(failure) = migrate_all(&store, &users).await {
                 store.close().await;
-                return Err(error);
+                return Err(failure);
             }
-            Ok::<_, otp_core::Error>(store)
+            Ok::<_, Failure>((store, users))
         })?;
         let mut builder = Otp::builder(store.clone(), keys).with_settings(settings);
         if let Some(mailer) = mailer {
@@ -148,6 +161,7 @@ impl Session {
         };
         Ok(Self {
             otp,
+            users,
             runtime,
             current_key_id,
             development_mailer,
@@ -158,6 +172,18 @@ impl Session {
     /// The framework.
     pub(crate) fn otp(&self) -> &Otp {
         &self.otp
+    }
+
+    /// The app's users.
+    pub(crate) fn users(&self) -> &Users {
+        &self.users
+    }
+
+    /// The user key a `--user` value names: digits only are a key as given (no username is
+    /// digits only); other values are the username of a user of the app if one has it (in any
+    /// case), else a key as given.
+    pub(crate) fn user_key(&self, user: &str) -> Result<String, Failure> {
+        Ok(self.block_on(self.users.resolve(user))?)
     }
 
     /// Runs `future` to completion.

@@ -7,13 +7,14 @@ use otp_core::{ChallengeOutcome, DeviceId, VerifyOutcome};
 
 use super::device::parse_device_id;
 use super::session::{Mail, Session};
+use super::user::USER_HELP;
 use super::{Failure, GlobalArgs, Streams};
 
 /// Arguments of `otp verify`.
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The app's key of the user
-    #[arg(long, value_name = "USER")]
+    /// The user: a username, or a user key (see 'otp user add')
+    #[arg(long, value_name = "USER", long_help = USER_HELP)]
     pub user: String,
     /// The user's device, such as totp/42
     #[arg(long, value_name = "ID", value_parser = parse_device_id)]
@@ -26,8 +27,8 @@ pub struct VerifyArgs {
 /// Arguments of `otp challenge`.
 #[derive(Args)]
 pub struct ChallengeArgs {
-    /// The app's key of the user
-    #[arg(long, value_name = "USER")]
+    /// The user: a username, or a user key (see 'otp user add')
+    #[arg(long, value_name = "USER", long_help = USER_HELP)]
     pub user: String,
     /// The user's email device, such as email/7
     #[arg(long, value_name = "ID", value_parser = parse_device_id)]
@@ -45,11 +46,8 @@ pub(super) fn verify(
     streams: &mut Streams<'_>,
 ) -> Result<(), Failure> {
     let session = Session::open(global, Mail::None)?;
-    let outcome = session.block_on(session.otp().verify_token(
-        &args.user,
-        &args.device,
-        &args.token,
-    ))?;
+    let user = session.user_key(&args.user)?;
+    let outcome = session.block_on(session.otp().verify_token(&user, &args.device, &args.token))?;
     let reason = match outcome {
         VerifyOutcome::Verified(_) => {
             return writeln!(streams.out, "verified").map_err(Failure::stdout);
@@ -70,7 +68,8 @@ pub(super) fn challenge(
     streams: &mut Streams<'_>,
 ) -> Result<(), Failure> {
     let session = Session::open(global, Mail::FromEnv)?;
-    let outcome = session.block_on(session.otp().generate_challenge(&args.user, &args.device))?;
+    let user = session.user_key(&args.user)?;
+    let outcome = session.block_on(session.otp().generate_challenge(&user, &args.device))?;
     let reason = match outcome {
         ChallengeOutcome::Sent {
             recipient,

@@ -1,11 +1,13 @@
 //! Helpers shared by the integration tests: running the `otp` binary, finding external tools,
 //! real databases for the operator commands (a SQLite file in a temporary directory, a fresh
-//! PostgreSQL database), an SMTP sink, and an encoder and a random number generator that do not
-//! come from the code under test.
+//! PostgreSQL database), a running `otp serve` and an HTTP client for it, an SMTP sink, and an
+//! encoder and a random number generator that do not come from the code under test.
 
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub(crate) mod http;
+pub(crate) mod server;
 pub(crate) mod smtp;
 
 use std::ffi::OsStr;

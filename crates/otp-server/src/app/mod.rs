@@ -1,0 +1,500 @@
+//! The reference server: a complete app on the framework, with its own accounts, that `otp
+//! serve` runs.
+//!
+//! ## Assembly
+//!
+//! [`build`] turns a [`ServerConfig`] into a [`Router`] and its [`AppState`]:
+//!
+//! 1. the application keys, by the rules of [`KeyRing::for_database`]: `OTP_SECRET_KEY`, else
+//!    `OTP_KEY_FILE`, else (SQLite) the key file beside the database, created on first run
+//!    (PostgreSQL without a key is an error);
+//! 2. the mailer: SMTP at `OTP_SMTP_URL`, else the development mailer, which writes each
+//!    message, code included, to the log (a WARN at start-up says so);
+//! 3. the database ([`Store::connect`]; a SQLite file is created on first run) and every
+//!    migration: the framework's devices, the sessions ([`SqlSessionStore`]) and the users
+//!    ([`Users`]), all in that one database, so that several servers on one PostgreSQL
+//!    database share users, devices and sessions;
+//! 4. the framework ([`Otp`]) and its web layer ([`OtpWeb`], with [`SessionAccounts`] over
+//!    [`Users`]), and the router below.
+//!
+//! [`serve`] runs it on a listener until a shutdown signal, with a background task that
+//! deletes expired sessions every minute, then lets requests in flight finish and closes the
+//! database.
+//!
+//! ## Routes
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET /` | home: who is logged in, whether the session is verified, links |
+//! | `GET, POST /signup` | make an account (404 when `OTP_SIGNUP=false`); logs the new user in |
+//! | `GET, POST /account/password` | change the password; ends the user's other sessions |
+//! | `GET /static/app.css` | the pages' stylesheet |
+//! | `/account/login`, `/account/login/otp`, `/account/verify`, `POST /account/logout`, `/account/otp.css` | the library's pages ([`otp_axum::html`]) |
+//! | `/api/v1/session`, `/api/v1/me`, `/api/v1/otp/challenge`, `/api/v1/otp/verify` | the library's JSON API ([`otp_axum::json`]) |
+//! | [`pages::enrollment`], [`pages::admin`], [`api`] | self-service devices, the admin, more JSON (to come) |
+//!
+//! ## Security
+//!
+//! Every response carries `Content-Security-Policy:` [`CONTENT_SECURITY_POLICY`] (no inline
+//! scripts or styles anywhere), `X-Content-Type-Options: nosniff`, `Referrer-Policy:
+//! same-origin`, `X-Frame-Options: DENY` and `Cross-Origin-Opener-Policy: same-origin`.
+//! Request bodies over `OTP_BODY_LIMIT` (64 KiB) get 413, requests slower than
+//! `OTP_REQUEST_TIMEOUT` (30 s) get 408. Every form carries the session's CSRF token; the
+//! JSON API requires a JSON content type and a same-site `Origin`. The session cookie is
+//! `HttpOnly`, `SameSite=Lax`, and `Secure` when `OTP_SECURE_COOKIES=true` (off by default
+//! for `http://127.0.0.1` development: turn it on behind HTTPS; see [`config`]).
+//!
+//! ## Adding pages
+//!
+//! Handlers take `State<AppState>` and [`OtpSession`] (or [`CurrentUser`] for logged-in users
+//! only); [`AppState::page`] gives the common context, [`AppState::render`] renders a
+//! template with it and extra values, [`AppState::check_form`] checks a form's CSRF token.
+//! Templates go in `crates/otp-server/templates/` and into `templates::BUILT_IN`.
+
+pub mod api;
+pub mod config;
+mod layers;
+pub mod pages;
+pub mod templates;
+pub mod users;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use otp_axum::csrf::{CSRF_FIELD, check_form, csrf_token};
+use otp_axum::{OtpLayer, OtpSession, OtpWeb, SessionAccounts, SqlSessionStore, WebConfig};
+use otp_core::{DevelopmentLogMailer, KeyRing, Mailer, Otp, SmtpMailer, Store};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tower_sessions::session_store::ExpiredDeletion;
+
+pub use config::ServerConfig;
+pub use layers::CONTENT_SECURITY_POLICY;
+pub use templates::{Page, Pages, URLS, Urls};
+pub use users::{NewUser, User, UserError, UserPage, UserQuery, Users};
+
+/// Everything that can stop the server from starting or running. No variant carries a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is unknown or unusable, or the configuration file cannot be read.
+    #[error("invalid setting {name}: {problem}")]
+    Config {
+        /// The setting as its source spells it (`OTP_SIGNUP`, `server.signup`), or `file PATH`.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The framework failed: keys, the database, migrations.
+    #[error(transparent)]
+    Core(#[from] otp_core::Error),
+    /// The users failed.
+    #[error(transparent)]
+    Users(#[from] UserError),
+    /// The web layer failed (its templates).
+    #[error(transparent)]
+    Web(#[from] otp_axum::WebError),
+    /// A template of the server's pages failed.
+    #[error("template: {0}")]
+    Template(#[from] minijinja::Error),
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self, "request failed");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CACHE_CONTROL, "no-store")],
+            "internal error\n",
+        )
+            .into_response()
+    }
+}
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The web layer, and through it the framework (`web.otp()`).
+    pub web: OtpWeb,
+    /// The app's users.
+    pub users: Users,
+    /// The sessions, in the same database.
+    pub sessions: SqlSessionStore,
+    /// The configuration.
+    pub config: Arc<ServerConfig>,
+    /// The server's page templates.
+    pub pages: Pages,
+}
+
+impl AppState {
+    /// The framework.
+    pub fn otp(&self) -> &Otp {
+        self.web.otp()
+    }
+
+    /// The logged-in user of `otp`, if any (and if the users table still has them).
+    ///
+    /// # Errors
+    ///
+    /// A database failure.
+    pub async fn current_user(&self, otp: &OtpSession) -> Result<Option<User>, Error> {
+        match otp.user_key() {
+            Some(key) => Ok(self.users.find_by_key(key).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// The context every page gets, for this request. The CSRF token (which makes the session
+    /// stored) is there only for a logged-in user, whose navigation has a log-out form: use
+    /// [`AppState::form_page`] for a page with a form of its own.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the session store or the database.
+    pub async fn page(&self, otp: &OtpSession) -> Result<Page, Error> {
+        let user = self.current_user(otp).await?;
+        let csrf_token = match user {
+            Some(_) => csrf_token(otp.session()).await?,
+            None => String::new(),
+        };
+        Ok(Page {
+            site_name: self.config.site_name.clone(),
+            urls: URLS,
+            csrf_field: CSRF_FIELD,
+            csrf_token,
+            user,
+            verified: otp.is_verified(),
+            signup_enabled: self.config.signup_enabled,
+            error: None,
+            notice: None,
+        })
+    }
+
+    /// [`AppState::page`] with the session's CSRF token in any case, for a page with a form.
+    ///
+    /// # Errors
+    ///
+    /// A failure of the session store or the database.
+    pub async fn form_page(&self, otp: &OtpSession) -> Result<Page, Error> {
+        let mut page = self.page(otp).await?;
+        if page.csrf_token.is_empty() {
+            page.csrf_token = csrf_token(otp.session()).await?;
+        }
+        Ok(page)
+    }
+
+    /// Renders `template` with the common context `page` and `extra` (a serializable map or
+    /// struct whose fields are added to the context and win over `page`'s; `()` for none), as
+    /// an HTML response with `status` that caches never store.
+    pub fn render(
+        &self,
+        template: &str,
+        status: StatusCode,
+        page: &Page,
+        extra: impl Serialize,
+    ) -> Response {
+        let context = minijinja::value::merge_maps([
+            minijinja::Value::from_serialize(&extra),
+            minijinja::Value::from_serialize(page),
+        ]);
+        match self.pages.render(template, context) {
+            Ok(body) => no_store((status, Html(body)).into_response()),
+            Err(err) => Error::Template(err).into_response(),
+        }
+    }
+
+    /// `error.html` with `status`, a heading, a message and a link back.
+    pub async fn error_page(
+        &self,
+        otp: &OtpSession,
+        status: StatusCode,
+        heading: &str,
+        message: &str,
+        back_url: Option<&str>,
+    ) -> Response {
+        let mut page = match self.page(otp).await {
+            Ok(page) => page,
+            Err(err) => return err.into_response(),
+        };
+        page.error = Some(message.to_owned());
+        self.render(
+            "error.html",
+            status,
+            &page,
+            minijinja::context! { heading => heading, back_url => back_url },
+        )
+    }
+
+    /// Checks a form's CSRF token and the request's origin: `Err` is the 403 page to send
+    /// (or a 500 if the session store fails).
+    pub async fn check_form(
+        &self,
+        otp: &OtpSession,
+        headers: &HeaderMap,
+        submitted: Option<&str>,
+        back_url: &str,
+    ) -> Result<(), Response> {
+        let allowed = &otp.web().config().allowed_origins;
+        match check_form(headers, allowed, otp.session(), submitted).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(rejection)) => Err(self
+                .error_page(
+                    otp,
+                    rejection.status(),
+                    "Request refused",
+                    rejection.message(),
+                    Some(back_url),
+                )
+                .await),
+            Err(err) => Err(err.into_response()),
+        }
+    }
+}
+
+/// `Cache-Control: no-store` on `response`.
+pub(crate) fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A logged-in user of the app, with their OTP session: the extractor of pages for logged-in
+/// users only. Others are sent to the login page with `next` (browsers) or get 401
+/// `{"error": "login_required"}` (JSON clients).
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// The user.
+    pub user: User,
+    /// The request's OTP state.
+    pub otp: OtpSession,
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let otp = OtpSession::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match state.current_user(&otp).await {
+            Ok(Some(user)) => Ok(Self { user, otp }),
+            Ok(None) => Err(login_required(parts, state)),
+            Err(err) => Err(err.into_response()),
+        }
+    }
+}
+
+/// Whether a request wants JSON rather than HTML.
+fn wants_json(headers: &HeaderMap) -> bool {
+    let value = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let accept = value(header::ACCEPT);
+    value(header::CONTENT_TYPE).starts_with("application/json")
+        || (accept.contains("application/json") && !accept.contains("text/html"))
+}
+
+/// Sends a browser to the login page with the page it asked for; tells a JSON client.
+fn login_required(parts: &Parts, state: &AppState) -> Response {
+    if wants_json(&parts.headers) {
+        return no_store(
+            (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({
+                    "error": "login_required",
+                    "message": "Please log in first.",
+                })),
+            )
+                .into_response(),
+        );
+    }
+    let config = state.web.config();
+    let here = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let to = format!(
+        "{}?{}={}",
+        config.login_url,
+        config.redirect_field,
+        encode_query_value(here)
+    );
+    no_store(Redirect::to(&to).into_response())
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+pub(crate) fn encode_query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Connects, migrates and assembles the app (see the [module docs](self)).
+///
+/// # Errors
+///
+/// [`Error::Core`] for a missing or malformed key, an unusable key file, a database that
+/// cannot be reached or migrated, or an SMTP URL that cannot be used; [`Error::Web`] or
+/// [`Error::Template`] for a template that does not parse.
+pub async fn build(config: ServerConfig) -> Result<(Router, AppState), Error> {
+    let database = config.database()?;
+    // Keys first: a missing key is reported without touching the database.
+    let keys = KeyRing::for_database(
+        &database,
+        config.secret_key.as_deref().map(String::as_str),
+        config.key_file.as_deref(),
+    )?;
+    let mailer: Arc<dyn Mailer> = match &config.smtp_url {
+        Some(url) => Arc::new(SmtpMailer::from_url(url)?),
+        None => {
+            tracing::warn!(
+                "DEVELOPMENT MAILER active: email codes are written to this log, not sent; set \
+                 OTP_SMTP_URL to send mail"
+            );
+            Arc::new(DevelopmentLogMailer)
+        }
+    };
+    if !config.secure_cookies && !config.addr.ip().is_loopback() {
+        tracing::warn!(
+            addr = %config.addr,
+            "session cookies are sent without the Secure flag on an address other machines can \
+             reach; serve over HTTPS and set OTP_SECURE_COOKIES=true"
+        );
+    }
+    let store = Store::connect(&config.database_url).await?;
+    match assemble(config, store.clone(), keys, mailer).await {
+        Ok(built) => Ok(built),
+        Err(err) => {
+            store.close().await;
+            Err(err)
+        }
+    }
+}
+
+async fn assemble(
+    config: ServerConfig,
+    store: Store,
+    keys: KeyRing,
+    mailer: Arc<dyn Mailer>,
+) -> Result<(Router, AppState), Error> {
+    let sessions = SqlSessionStore::new(store.clone());
+    let users = Users::new(store.clone());
+    store.migrate().await?;
+    sessions.migrate().await?;
+    users.migrate().await?;
+    let otp = Otp::builder(store, keys)
+        .with_settings(config.settings.clone())
+        .with_mailer(mailer)
+        .build()?;
+    let web_config = WebConfig {
+        site_name: config.site_name.clone(),
+        allowed_origins: config.allowed_origins.clone(),
+        ..WebConfig::default()
+    };
+    let web = OtpWeb::with_config(otp, SessionAccounts::new(users.clone()), web_config)?;
+    let state = AppState {
+        web,
+        users,
+        sessions,
+        config: Arc::new(config),
+        pages: Pages::new()?,
+    };
+    Ok((router(&state), state))
+}
+
+/// The routes and layers of the app.
+fn router(state: &AppState) -> Router {
+    let config = &state.config;
+    Router::new()
+        .merge(pages::routes())
+        .merge(pages::enrollment::routes())
+        .merge(pages::admin::routes())
+        .merge(otp_axum::html::routes(state.web.config()))
+        .nest(
+            "/api/v1",
+            otp_axum::json::routes::<AppState>().merge(api::routes()),
+        )
+        .with_state(state.clone())
+        // Innermost first: the OTP state needs the session; the limits and headers cover
+        // every response, errors included; the log sees the final status.
+        .layer(OtpLayer::new(state.web.clone()))
+        .layer(otp_axum::session_layer(
+            state.sessions.clone(),
+            config.secure_cookies,
+        ))
+        .layer(from_fn_with_state(config.body_limit, layers::limit_body))
+        .layer(from_fn_with_state(config.request_timeout, layers::timeout))
+        .layer(from_fn(layers::security_headers))
+        .layer(from_fn(layers::log_request))
+}
+
+/// Deletes expired sessions every `interval` until aborted.
+pub fn spawn_session_cleanup(
+    sessions: SqlSessionStore,
+    interval: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(err) = sessions.delete_expired().await {
+                tracing::warn!(error = %err, "deleting expired sessions failed");
+            }
+        }
+    })
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight
+/// finish, stops the session clean-up and closes the database.
+///
+/// # Errors
+///
+/// [`Error::Io`] if the server fails.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let cleanup = spawn_session_cleanup(
+        state.sessions.clone(),
+        state.config.session_cleanup_interval,
+    );
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    cleanup.abort();
+    let _ = cleanup.await;
+    state.otp().store().close().await;
+    tracing::info!("stopped");
+    Ok(served?)
+}

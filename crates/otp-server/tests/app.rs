@@ -1,0 +1,94 @@
+//! The app in-process: `otp_server::app::build` gives a `Router` that tests call with
+//! `oneshot`, without a socket or a process.
+
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use otp_server::app::{self, NewUser, ServerConfig};
+use tower::ServiceExt;
+
+/// A configuration on a SQLite file in `dir` (its key file is created beside it).
+fn config(dir: &std::path::Path) -> ServerConfig {
+    ServerConfig {
+        database_url: format!("sqlite://{}", dir.join("otp.db").display()),
+        ..ServerConfig::default()
+    }
+}
+
+async fn call(
+    router: &axum::Router,
+    request: Request<Body>,
+) -> (StatusCode, http::HeaderMap, String) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_serves_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, state) = app::build(config(dir.path())).await.unwrap();
+    assert!(dir.path().join("otp.db.key").is_file());
+
+    let (status, headers, body) =
+        call(&router, Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers.get(header::CONTENT_SECURITY_POLICY).unwrap(),
+        app::CONTENT_SECURITY_POLICY
+    );
+    assert!(body.contains("You are not logged in."), "{body}");
+
+    let user = state
+        .users
+        .create(NewUser::new("alice", "correct horse battery"))
+        .await
+        .unwrap();
+    let login = Request::post("/api/v1/session")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            r#"{"username": "alice", "password": "correct horse battery"}"#,
+        ))
+        .unwrap();
+    let (status, headers, body) = call(&router, login).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cookie = headers
+        .get(header::SET_COOKIE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .unwrap()
+        .to_owned();
+    let me = Request::get("/api/v1/me")
+        .header(header::COOKIE, &cookie)
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = call(&router, me).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["user"], user.key());
+    state.otp().store().close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_signup_is_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        signup_enabled: false,
+        ..config(dir.path())
+    };
+    let (router, state) = app::build(config).await.unwrap();
+    let (status, headers, body) = call(
+        &router,
+        Request::get("/signup").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers.get(header::X_FRAME_OPTIONS).unwrap(), "DENY");
+    assert!(body.contains("Sign-up is closed"), "{body}");
+    state.otp().store().close().await;
+}
