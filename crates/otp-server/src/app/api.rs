@@ -1,16 +1,557 @@
-//! JSON endpoints of the server beyond the library's login API (to come): the user's devices,
-//! sign-up, password change, and `/openapi.json` describing the whole `/api/v1`.
+//! JSON endpoints of the server beyond the library's login API: the user's devices (below),
+//! and `/openapi.json` describing the whole `/api/v1` (to come, in its own section).
 //!
 //! These routes are nested at `/api/v1` next to [`otp_axum::json::routes`] (`/session`,
 //! `/me`, `/otp/challenge`, `/otp/verify`), so their paths here are relative to it
-//! (`/openapi.json` is served at `/api/v1/openapi.json`). Like the library's, every endpoint
-//! that changes state must check `otp_axum::csrf::check_json_request`.
+//! (`/devices` is served at `/api/v1/devices`).
+//!
+//! ## Devices
+//!
+//! The self-service operations of the [device pages](crate::app::pages::enrollment), with the
+//! same rules, for the cookie session of the JSON login:
+//!
+//! | method and path | body | success |
+//! |---|---|---|
+//! | `GET /devices` | — | 200 `[{"id", "name", "kind", "confirmed", "created_at", "last_used_at", "codes_remaining"?}]` (times in seconds since the epoch; `codes_remaining` for backup codes only) |
+//! | `GET /devices/{kind}/{number}` | — | 200 one device, as in the list |
+//! | `POST /devices/totp`, `/devices/hotp` | `{"name"?}` | 201 `{"id", "name", "uri", "secret", "qr_svg_url"}`: an unconfirmed device, its `otpauth://` URI, its secret in base32 and the URL of its QR code (an `image/svg+xml` for the same session) |
+//! | `POST /devices/email` | `{"email"?, "name"?}` (the user's address by default) | 201 `{"id", "name", "sent"}`: an unconfirmed device, and whether its code went out |
+//! | `POST /devices/static` | `{"count"?, "name"?}` | 201 `{"id", "name", "codes"}`: backup codes, the only time they are shown |
+//! | `POST /devices/{kind}/{number}/confirm` | `{"token"}` | 200 `{"confirmed": true}`; 401 `invalid_token` for a wrong code (the device stays unconfirmed) |
+//! | `POST /devices/{kind}/{number}/challenge` | `{}` or none | 200 `{"sent": true}`: another code for an unconfirmed email device; 429 `challenge_cooldown` too soon |
+//! | `POST /devices/{kind}/{number}/regenerate` | `{"count"?}` | 200 `{"id", "name", "codes"}`: new backup codes replace the old (fresh second factor) |
+//! | `PATCH /devices/{kind}/{number}` | `{"name"}` | 200 the device |
+//! | `DELETE /devices/{kind}/{number}` | — | 204 (the last confirmed device: fresh second factor) |
+//!
+//! Errors are `{"error": code, "message": text}`, with `retry_after` and a `Retry-After`
+//! header when waiting helps:
+//!
+//! | status | `error` |
+//! |---|---|
+//! | 400 | `bad_request` (a body that is not the expected JSON object), `invalid_name`, `invalid_email`, `invalid_count`, `token_required` |
+//! | 401 | `login_required` (nobody is logged in), `invalid_token` |
+//! | 403 | `otp_required` (the user has a confirmed device and the session is not verified), `fresh_verification_required` (verified more than 5 minutes ago: verify again with `POST /otp/verify`), `csrf_failed` (another site), `verification_not_allowed` |
+//! | 404 | `not_found`: a malformed id, or a device that is not the user's |
+//! | 409 | `already_confirmed`, `backup_codes_exist`, `too_many_devices` |
+//! | 415 | `unsupported_media_type`: a body that is not `application/json` |
+//! | 429 | `n_failed_attempts`, `challenge_cooldown` |
+//!
+//! Every request that changes state must be `application/json` and come from this site (or
+//! an allowed origin), as `otp_axum::csrf::check_json_request` checks; `DELETE` has no body,
+//! so only its origin is checked (as the library's `DELETE /session`). Every response is sent
+//! with `Cache-Control: no-store`.
 
+use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+use otp_axum::OtpSession;
+use otp_axum::csrf::{check_json_request, check_origin};
+use otp_core::{BackupCode, Device, DeviceId};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use zeroize::Zeroizing;
 
-use crate::app::AppState;
+use crate::app::pages::enrollment::{
+    self, Access, DeviceInfo, Failure, Owner, Refusal, SecretKind,
+};
+use crate::app::templates::URLS;
+use crate::app::{AppState, Error, no_store};
 
 /// The server's own JSON routes, nested at `/api/v1`.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(device_routes())
+    // `/openapi.json` goes here (see the last section of this file).
 }
+
+// =============================================================================================
+// Devices: self-service enrolment.
+// =============================================================================================
+
+/// The device routes, relative to `/api/v1`.
+fn device_routes() -> Router<AppState> {
+    Router::new()
+        .route("/devices", get(list))
+        .route("/devices/totp", post(add_totp))
+        .route("/devices/hotp", post(add_hotp))
+        .route("/devices/email", post(add_email))
+        .route("/devices/static", post(add_backup_codes))
+        .route(
+            "/devices/{kind}/{number}",
+            get(show).patch(rename).delete(remove),
+        )
+        .route("/devices/{kind}/{number}/confirm", post(confirm))
+        .route("/devices/{kind}/{number}/challenge", post(challenge))
+        .route("/devices/{kind}/{number}/regenerate", post(regenerate))
+}
+
+/// `{"error": code, "message": text}` with `status`, not stored.
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    no_store((status, Json(json!({ "error": code, "message": message }))).into_response())
+}
+
+/// A JSON body with `status`, not stored.
+fn json_ok(status: StatusCode, body: serde_json::Value) -> Response {
+    no_store((status, Json(body)).into_response())
+}
+
+/// The response of a failed operation.
+fn failure_response(failure: Failure) -> Response {
+    match failure {
+        Failure::Refused(Refusal::Flow(flow)) => flow.into_response(),
+        Failure::Refused(refusal) => {
+            let mut response = json_error(refusal.status(), refusal.code(), &refusal.message());
+            if let Some(seconds) = refusal.retry_after() {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
+        }
+        Failure::Server(err) => server_error(err),
+    }
+}
+
+/// A 500 in JSON; the detail goes to the log only.
+fn server_error(err: Error) -> Response {
+    tracing::error!(error = %err, "request failed");
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "The server failed. Please try again later.",
+    )
+}
+
+fn not_found() -> Response {
+    failure_response(Refusal::NotFound.into())
+}
+
+/// The logged-in user who may manage their devices, for JSON clients: others get 401
+/// `login_required` or 403 `otp_required`.
+struct ApiOwner(Owner);
+
+impl FromRequestParts<AppState> for ApiOwner {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let otp = OtpSession::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let user = match state.current_user(&otp).await {
+            Ok(Some(user)) => user,
+            Ok(None) => {
+                return Err(json_error(
+                    StatusCode::UNAUTHORIZED,
+                    "login_required",
+                    "Please log in first.",
+                ));
+            }
+            Err(err) => return Err(server_error(err)),
+        };
+        match enrollment::access(state, user, otp).await {
+            Ok(Access::Granted(owner)) => Ok(Self(owner)),
+            Ok(Access::OtpRequired(_)) => Err(json_error(
+                StatusCode::FORBIDDEN,
+                "otp_required",
+                "This needs a session verified by your second factor.",
+            )),
+            Err(err) => Err(server_error(err)),
+        }
+    }
+}
+
+/// A request that may change state: `application/json` from this site (415 or 403 before
+/// anything else is looked at).
+struct JsonRequest;
+
+impl FromRequestParts<AppState> for JsonRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        check_json_request(&parts.headers, &state.web.config().allowed_origins)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self)
+    }
+}
+
+/// A request without a body that changes state (`DELETE`): from this site.
+struct SameSite;
+
+impl FromRequestParts<AppState> for SameSite {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        check_origin(&parts.headers, &state.web.config().allowed_origins)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self)
+    }
+}
+
+fn bad_body() -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "The body is not the expected JSON object.",
+    )
+}
+
+/// The body as `T`; 400 if it is not. (The refusal is boxed: a `Response` is large.)
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body).map_err(|_| Box::new(bad_body()))
+}
+
+/// The body as `T`, whose fields are all optional: an empty body is `T::default()`.
+fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Box<Response>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse(body)
+}
+
+/// The user's device of the path; 404 for a malformed id or another user's device.
+async fn path_device(
+    state: &AppState,
+    owner: &Owner,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Device, Response> {
+    let Ok(Path((kind, number))) = path else {
+        return Err(not_found());
+    };
+    let Some(id) = enrollment::parse_id(&kind, &number) else {
+        return Err(not_found());
+    };
+    enrollment::find(state, owner, &id)
+        .await
+        .map_err(failure_response)
+}
+
+/// Where the device is in this API.
+fn location(id: &DeviceId) -> HeaderValue {
+    HeaderValue::from_str(&format!("/api/v1/devices/{id}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("/api/v1/devices"))
+}
+
+/// A 201 for the new `device` with `body`.
+fn created(device: &Device, body: serde_json::Value) -> Response {
+    let mut response = json_ok(StatusCode::CREATED, body);
+    response
+        .headers_mut()
+        .insert(header::LOCATION, location(&device.id));
+    response
+}
+
+/// The body of new backup codes. The codes' text is wiped when dropped.
+fn codes_body(device: &Device, codes: &[BackupCode]) -> serde_json::Value {
+    let shown: Zeroizing<Vec<String>> =
+        Zeroizing::new(codes.iter().map(ToString::to_string).collect());
+    json!({ "id": device.id.to_string(), "name": device.name, "codes": *shown })
+}
+
+async fn list(State(state): State<AppState>, ApiOwner(owner): ApiOwner) -> Response {
+    let devices = match enrollment::devices(&state, &owner).await {
+        Ok(devices) => devices,
+        Err(err) => return server_error(err),
+    };
+    match devices
+        .iter()
+        .map(|device| DeviceInfo::new(&state, device))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(infos) => json_ok(StatusCode::OK, json!(infos)),
+        Err(err) => server_error(err),
+    }
+}
+
+async fn show(
+    State(state): State<AppState>,
+    ApiOwner(owner): ApiOwner,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    let device = match path_device(&state, &owner, path).await {
+        Ok(device) => device,
+        Err(response) => return response,
+    };
+    match DeviceInfo::new(&state, &device) {
+        Ok(info) => json_ok(StatusCode::OK, json!(info)),
+        Err(err) => server_error(err),
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct NewDevice {
+    name: Option<String>,
+}
+
+async fn add_totp(
+    State(state): State<AppState>,
+    _: JsonRequest,
+    ApiOwner(owner): ApiOwner,
+    body: Bytes,
+) -> Response {
+    add_secret_device(&state, &owner, &body, SecretKind::Totp).await
+}
+
+async fn add_hotp(
+    State(state): State<AppState>,
+    _: JsonRequest,
+    ApiOwner(owner): ApiOwner,
+    body: Bytes,
+) -> Response {
+    add_secret_device(&state, &owner, &body, SecretKind::Hotp).await
+}
+
+async fn add_secret_device(
+    state: &AppState,
+    owner: &Owner,
+    body: &[u8],
+    kind: SecretKind,
+) -> Response {
+    let request: NewDevice = match parse_optional(body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    let device =
+        match enrollment::create_secret_device(state, owner, kind, request.name.as_deref()).await {
+            Ok(device) => device,
+            Err(failure) => return failure_response(failure),
+        };
+    let uri = match enrollment::provisioning_uri(state, owner, &device) {
+        Ok(uri) => uri,
+        Err(failure) => return failure_response(failure),
+    };
+    let text = match uri.to_uri() {
+        Ok(text) => text,
+        Err(err) => return server_error(otp_core::Error::from(err).into()),
+    };
+    let secret = uri.secret.to_base32();
+    created(
+        &device,
+        json!({
+            "id": device.id.to_string(),
+            "name": device.name,
+            "uri": text.as_str(),
+            "secret": secret.as_str(),
+            "qr_svg_url": format!("{}/{}/qr.svg", URLS.devices, device.id),
+        }),
+    )
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct NewEmailDevice {
+    email: Option<String>,
+    name: Option<String>,
+}
+
+async fn add_email(
+    State(state): State<AppState>,
+    _: JsonRequest,
+    ApiOwner(owner): ApiOwner,
+    body: Bytes,
+) -> Response {
+    let request: NewEmailDevice = match parse_optional(&body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    let address = request
+        .email
+        .or_else(|| owner.user.email.clone())
+        .unwrap_or_default();
+    let device =
+        match enrollment::create_email_device(&state, &owner, &address, request.name.as_deref())
+            .await
+        {
+            Ok(device) => device,
+            Err(failure) => return failure_response(failure),
+        };
+    // The device stays if the code did not go out: `challenge` sends another.
+    let sent = match enrollment::send_code(&state, &owner, &device).await {
+        Ok(_) => true,
+        Err(Failure::Refused(_)) => false,
+        Err(Failure::Server(err)) => return server_error(err),
+    };
+    created(
+        &device,
+        json!({ "id": device.id.to_string(), "name": device.name, "sent": sent }),
+    )
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct NewBackupCodes {
+    count: Option<usize>,
+    name: Option<String>,
+}
+
+async fn add_backup_codes(
+    State(state): State<AppState>,
+    _: JsonRequest,
+    ApiOwner(mut owner): ApiOwner,
+    body: Bytes,
+) -> Response {
+    let request: NewBackupCodes = match parse_optional(&body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    match enrollment::create_backup_codes(
+        &state,
+        &mut owner,
+        request.name.as_deref(),
+        request.count,
+    )
+    .await
+    {
+        Ok((device, codes)) => created(&device, codes_body(&device, &codes)),
+        Err(failure) => failure_response(failure),
+    }
+}
+
+/// Not `Debug`: it holds a code.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmRequest {
+    token: String,
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    _: JsonRequest,
+    ApiOwner(mut owner): ApiOwner,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Bytes,
+) -> Response {
+    let device = match path_device(&state, &owner, path).await {
+        Ok(device) => device,
+        Err(response) => return response,
+    };
+    let request: ConfirmRequest = match parse(&body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    match enrollment::confirm(&state, &mut owner, &device, &request.token).await {
+        Ok(_) => json_ok(StatusCode::OK, json!({ "confirmed": true })),
+        Err(failure) => failure_response(failure),
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+async fn challenge(
+    State(state): State<AppState>,
+    _: JsonRequest,
+    ApiOwner(owner): ApiOwner,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Bytes,
+) -> Response {
+    let device = match path_device(&state, &owner, path).await {
+        Ok(device) => device,
+        Err(response) => return response,
+    };
+    if let Err(response) = parse_optional::<Empty>(&body) {
+        return *response;
+    }
+    if device.kind() != "email" {
+        return not_found();
+    }
+    match enrollment::send_code(&state, &owner, &device).await {
+        Ok(_) => json_ok(StatusCode::OK, json!({ "sent": true })),
+        Err(failure) => failure_response(failure),
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RegenerateRequest {
+    count: Option<usize>,
+}
+
+async fn regenerate(
+    State(state): State<AppState>,
+    _: JsonRequest,
+    ApiOwner(owner): ApiOwner,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Bytes,
+) -> Response {
+    let device = match path_device(&state, &owner, path).await {
+        Ok(device) => device,
+        Err(response) => return response,
+    };
+    let request: RegenerateRequest = match parse_optional(&body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    match enrollment::regenerate_backup_codes(&state, &owner, &device, request.count).await {
+        Ok(codes) => json_ok(StatusCode::OK, codes_body(&device, &codes)),
+        Err(failure) => failure_response(failure),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameRequest {
+    name: String,
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    _: JsonRequest,
+    ApiOwner(owner): ApiOwner,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Bytes,
+) -> Response {
+    let device = match path_device(&state, &owner, path).await {
+        Ok(device) => device,
+        Err(response) => return response,
+    };
+    let request: RenameRequest = match parse(&body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    let renamed = match enrollment::rename(&state, &owner, &device, &request.name).await {
+        Ok(device) => device,
+        Err(failure) => return failure_response(failure),
+    };
+    match DeviceInfo::new(&state, &renamed) {
+        Ok(info) => json_ok(StatusCode::OK, json!(info)),
+        Err(err) => server_error(err),
+    }
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    _: SameSite,
+    ApiOwner(owner): ApiOwner,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    let device = match path_device(&state, &owner, path).await {
+        Ok(device) => device,
+        Err(response) => return response,
+    };
+    match enrollment::remove(&state, &owner, &device).await {
+        Ok(()) => no_store(StatusCode::NO_CONTENT.into_response()),
+        Err(failure) => failure_response(failure),
+    }
+}
+
+// =============================================================================================
+// OpenAPI: `GET /openapi.json`, describing the whole `/api/v1` (the library's endpoints and
+// the ones above). To come, in a change of its own: its route is merged in `routes`.
+// =============================================================================================
