@@ -122,3 +122,14 @@ export async function logIn(page, url, username, password) {
 export async function logOut(page) {
   await page.getByRole('button', { name: /log out/i }).click();
 }
+
+/** Selects the device whose label matches `pattern` on a second-factor form. */
+export async function chooseDevice(page, pattern) {
+  for (const option of await page.locator('#otp-device option').all()) {
+    if (pattern.test(await option.textContent())) {
+      await page.selectOption('#otp-device', await option.getAttribute('value'));
+      return;
+    }
+  }
+  throw new Error(`no device matches ${pattern}`);
+}
