@@ -14,6 +14,8 @@
 //! | `OTP_BODY_LIMIT` | `[server] body_limit` | the largest request body, in bytes, 1024 to 16777216 | 65536 |
 //! | `OTP_REQUEST_TIMEOUT` | `[server] request_timeout` | seconds a request may take, 1 to 3600 | 30 |
 //! | `OTP_ALLOWED_ORIGINS` | `[server] allowed_origins` | other origins (`scheme://host[:port]`) allowed to post JSON: comma-separated, or a TOML array | none |
+//! | `OTP_RATE_LIMIT_PER_MINUTE` | `[server] rate_limit_per_minute` | posts to the login endpoints, and to the verification endpoints, that one client (IP address) may make at once and then per minute, 0 (no limit) to 100000; more get 429 | 60 |
+//! | `OTP_TRUST_FORWARDED_FOR` | `[server] trust_forwarded_for` | boolean: the client of the rate limit is the last `X-Forwarded-For` address (turn on only behind one reverse proxy that sets it) | `false` |
 //!
 //! The framework's own settings (`OTP_TOTP_ISSUER`, `[totp] issuer`, `OTP_FAILURE_BUDGET`,
 //! ...) are read from the same environment and the same file by
@@ -82,6 +84,8 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// How long a request may take by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Login attempts, and verification attempts, per client and minute by default.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
 
 /// The server's configuration (see the [module docs](self) for the sources and keys).
 #[derive(Clone)]
@@ -110,6 +114,12 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Other origins allowed to post JSON.
     pub allowed_origins: Vec<String>,
+    /// Posts to the login endpoints, and to the verification endpoints, that one client may
+    /// make at once and then per minute; 0 for no limit.
+    pub rate_limit_per_minute: u32,
+    /// Whether the rate limit's client is the last `X-Forwarded-For` address rather than the
+    /// peer (behind one trusted reverse proxy).
+    pub trust_forwarded_for: bool,
     /// How often expired sessions are deleted (not a setting: 60 seconds).
     pub session_cleanup_interval: Duration,
     /// The framework's settings.
@@ -138,6 +148,8 @@ impl fmt::Debug for ServerConfig {
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
             .field("allowed_origins", &self.allowed_origins)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("session_cleanup_interval", &self.session_cleanup_interval)
             .field("settings", &self.settings)
             .finish()
@@ -159,6 +171,8 @@ impl Default for ServerConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             allowed_origins: Vec::new(),
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            trust_forwarded_for: false,
             session_cleanup_interval: Duration::from_secs(60),
             settings: Settings::default(),
         }
@@ -231,6 +245,14 @@ const ALLOWED_ORIGINS: Key = Key {
     env: "OTP_ALLOWED_ORIGINS",
     toml: "allowed_origins",
 };
+const RATE_LIMIT: Key = Key {
+    env: "OTP_RATE_LIMIT_PER_MINUTE",
+    toml: "rate_limit_per_minute",
+};
+const TRUST_FORWARDED_FOR: Key = Key {
+    env: "OTP_TRUST_FORWARDED_FOR",
+    toml: "trust_forwarded_for",
+};
 /// Every key of `[server]`, for the unknown-key check.
 const KEYS: &[&Key] = &[
     &ADDR,
@@ -244,6 +266,8 @@ const KEYS: &[&Key] = &[
     &BODY_LIMIT,
     &REQUEST_TIMEOUT,
     &ALLOWED_ORIGINS,
+    &RATE_LIMIT,
+    &TRUST_FORWARDED_FOR,
 ];
 
 fn invalid(name: impl Into<String>, problem: impl Into<String>) -> Error {
@@ -339,6 +363,8 @@ struct Layer {
     body_limit: Option<usize>,
     request_timeout: Option<Duration>,
     allowed_origins: Option<Vec<String>>,
+    rate_limit_per_minute: Option<u32>,
+    trust_forwarded_for: Option<bool>,
 }
 
 impl Layer {
@@ -435,6 +461,11 @@ impl Layer {
                 }
                 self.allowed_origins = Some(origins);
             }
+            "rate_limit_per_minute" => {
+                let count = raw.integer(name, 0..=100_000, "a number of requests")?;
+                self.rate_limit_per_minute = Some(u32::try_from(count).unwrap_or(u32::MAX));
+            }
+            "trust_forwarded_for" => self.trust_forwarded_for = Some(raw.boolean(name)?),
             other => unreachable!("no setting {other}"),
         }
         Ok(())
@@ -454,6 +485,8 @@ impl Layer {
             body_limit: self.body_limit.or(lower.body_limit),
             request_timeout: self.request_timeout.or(lower.request_timeout),
             allowed_origins: self.allowed_origins.or(lower.allowed_origins),
+            rate_limit_per_minute: self.rate_limit_per_minute.or(lower.rate_limit_per_minute),
+            trust_forwarded_for: self.trust_forwarded_for.or(lower.trust_forwarded_for),
         }
     }
 }
@@ -617,6 +650,12 @@ impl ServerConfig {
             body_limit: layer.body_limit.unwrap_or(defaults.body_limit),
             request_timeout: layer.request_timeout.unwrap_or(defaults.request_timeout),
             allowed_origins: layer.allowed_origins.unwrap_or_default(),
+            rate_limit_per_minute: layer
+                .rate_limit_per_minute
+                .unwrap_or(defaults.rate_limit_per_minute),
+            trust_forwarded_for: layer
+                .trust_forwarded_for
+                .unwrap_or(defaults.trust_forwarded_for),
             session_cleanup_interval: defaults.session_cleanup_interval,
             settings,
         })
@@ -659,6 +698,8 @@ mod tests {
         assert!(!config.admin_hide_sensitive_data);
         assert_eq!(config.body_limit, 65536);
         assert_eq!(config.request_timeout, Duration::from_secs(30));
+        assert_eq!(config.rate_limit_per_minute, 60);
+        assert!(!config.trust_forwarded_for);
         assert!(config.secret_key.is_none() && config.smtp_url.is_none());
     }
 
@@ -675,6 +716,8 @@ mod tests {
             allowed_origins = ["https://app.example"]
             key_file = "keys.txt"
             smtp_url = "smtp://127.0.0.1:2525"
+            rate_limit_per_minute = 5
+            trust_forwarded_for = true
 
             [email]
             token_validity = 600
@@ -688,6 +731,7 @@ mod tests {
                 ("OTP_SIGNUP", "0"),
                 ("OTP_SECRET_KEY", "1:00"),
                 ("OTP_EMAIL_TOKEN_VALIDITY", "120"),
+                ("OTP_RATE_LIMIT_PER_MINUTE", "0"),
             ]),
         )
         .unwrap();
@@ -699,6 +743,8 @@ mod tests {
         assert_eq!(config.body_limit, 2048);
         assert_eq!(config.request_timeout, Duration::from_secs(5));
         assert_eq!(config.allowed_origins, ["https://app.example"]);
+        assert_eq!(config.rate_limit_per_minute, 0, "0 turns the limit off");
+        assert!(config.trust_forwarded_for);
         assert_eq!(config.key_file, Some(PathBuf::from("keys.txt")));
         assert_eq!(
             config.secret_key.as_deref().map(String::as_str),
@@ -724,7 +770,8 @@ mod tests {
                 &[][..],
                 "invalid setting server.sinup: unknown setting; the [server] table takes addr, \
                  database_url, signup, secure_cookies, admin_hide_sensitive_data, site_name, \
-                 key_file, smtp_url, body_limit, request_timeout, allowed_origins",
+                 key_file, smtp_url, body_limit, request_timeout, allowed_origins, \
+                 rate_limit_per_minute, trust_forwarded_for",
             ),
             (
                 Some("[server]\nsignup = \"no\""),
@@ -751,6 +798,16 @@ mod tests {
                 None,
                 &[("OTP_REQUEST_TIMEOUT", "0")],
                 r#"invalid setting OTP_REQUEST_TIMEOUT: expected whole seconds from 1 to 3600, got "0""#,
+            ),
+            (
+                None,
+                &[("OTP_RATE_LIMIT_PER_MINUTE", "-1")],
+                r#"invalid setting OTP_RATE_LIMIT_PER_MINUTE: expected a number of requests from 0 to 100000, got "-1""#,
+            ),
+            (
+                Some("[server]\ntrust_forwarded_for = 1"),
+                &[],
+                "invalid setting server.trust_forwarded_for: expected a boolean, got integer",
             ),
             (
                 Some("server = 1"),

@@ -1,13 +1,17 @@
 //! The server's own middleware, written with `axum::middleware` rather than pulled in:
-//! security headers on every response, a request body limit, a request timeout, and a request
-//! log.
+//! security headers on every response, a request body limit, a request timeout, a request
+//! log, and per-client rate limiting of the login and verification endpoints.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -19,10 +23,15 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      base-uri 'none'";
 
 /// Sets the security headers on every response, replacing any a handler set (the library's
-/// pages send a narrower CSP of their own).
+/// pages send a narrower CSP of their own); and `Cache-Control: no-store` on every response
+/// whose handler did not choose a caching policy (the stylesheets do), so that a page that
+/// shows a secret cannot be stored by forgetting to say so.
 pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -118,4 +127,439 @@ pub(crate) async fn log_request(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-client rate limiting.
+
+/// What a rate-limited endpoint is for: each client has one bucket per class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Class {
+    /// Password checks: the JSON and HTML logins, sign-up, the password change.
+    Login,
+    /// Code checks and challenges: the JSON and HTML second-factor steps.
+    Verify,
+}
+
+/// Which requests are limited, and how: the `POST` paths of each [`Class`].
+#[derive(Debug, Clone)]
+pub(crate) struct LimitedPaths {
+    paths: Vec<(String, Class)>,
+}
+
+impl LimitedPaths {
+    /// The server's login and verification endpoints, with the library's pages under `mount`
+    /// (`/account` by default).
+    pub(crate) fn for_mount(mount: &str) -> Self {
+        let mount = mount.trim_end_matches('/');
+        let mount = if mount.is_empty() || mount.starts_with('/') {
+            mount.to_owned()
+        } else {
+            format!("/{mount}")
+        };
+        let paths = vec![
+            ("/api/v1/session".to_owned(), Class::Login),
+            (format!("{mount}/login"), Class::Login),
+            (super::URLS.signup.to_owned(), Class::Login),
+            (super::URLS.password.to_owned(), Class::Login),
+            ("/api/v1/otp/verify".to_owned(), Class::Verify),
+            ("/api/v1/otp/challenge".to_owned(), Class::Verify),
+            (format!("{mount}/login/otp"), Class::Verify),
+            (format!("{mount}/verify"), Class::Verify),
+        ];
+        Self { paths }
+    }
+
+    /// The class of a request, if it is limited.
+    fn class(&self, method: &http::Method, path: &str) -> Option<Class> {
+        if method != http::Method::POST {
+            return None;
+        }
+        // `/api/v1/session/` is another route (a 404): only exact paths count.
+        self.paths
+            .iter()
+            .find(|(limited, _)| limited == path)
+            .map(|(_, class)| *class)
+    }
+}
+
+/// Who a bucket belongs to: an IPv4 address, or the /64 network of an IPv6 address (one host
+/// usually has a whole /64 to pick addresses from), with the class; `None` for requests whose
+/// peer address is unknown (a router served without connect info), which share one bucket.
+type BucketKey = (Option<IpAddr>, Class);
+
+/// The client of a request as the limiter sees it.
+fn client_ip(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(network))
+        }
+    }
+}
+
+/// One client's tokens: at most `capacity`, refilled continuously.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+/// The most clients the limiter remembers at once (about 64 bytes each): past it, the buckets
+/// that have refilled are forgotten first, then arbitrary ones.
+const MAX_BUCKETS: usize = 100_000;
+
+/// A keyed token bucket, in memory, per process: each client may spend `per_minute` requests
+/// at once, which come back at `per_minute` a minute. Memory is bounded: a bucket that has
+/// refilled is the same as none and is dropped when the table grows, and the table never holds
+/// more than [`MAX_BUCKETS`] clients.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    /// Requests per minute (and the burst); 0 disables the limiter.
+    per_minute: u32,
+    /// Whether the client is the last address of `X-Forwarded-For` (behind one trusted
+    /// reverse proxy) rather than the peer.
+    trust_forwarded_for: bool,
+    paths: LimitedPaths,
+    buckets: Mutex<Buckets>,
+    max_buckets: usize,
+    warned_without_peer: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Buckets {
+    map: HashMap<BucketKey, Bucket>,
+    /// The size at which the next sweep of refilled buckets happens.
+    sweep_at: usize,
+}
+
+/// How long a refused client must wait, rounded up to whole seconds (at least 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetryAfter(pub(crate) u64);
+
+impl RateLimiter {
+    /// A limiter of `per_minute` requests per client and class (0: no limit).
+    pub(crate) fn new(per_minute: u32, trust_forwarded_for: bool, paths: LimitedPaths) -> Self {
+        Self {
+            per_minute,
+            trust_forwarded_for,
+            paths,
+            buckets: Mutex::new(Buckets::default()),
+            max_buckets: MAX_BUCKETS,
+            warned_without_peer: AtomicBool::new(false),
+        }
+    }
+
+    #[cfg(test)]
+    fn with_max_buckets(mut self, max: usize) -> Self {
+        self.max_buckets = max;
+        self
+    }
+
+    fn capacity(&self) -> f64 {
+        f64::from(self.per_minute)
+    }
+
+    /// Tokens per second.
+    fn rate(&self) -> f64 {
+        f64::from(self.per_minute) / 60.0
+    }
+
+    /// Takes one token of `key`'s bucket at `now`, or says how long until there is one.
+    fn take(&self, key: BucketKey, now: Instant) -> Result<(), RetryAfter> {
+        let capacity = self.capacity();
+        let rate = self.rate();
+        let refill = |bucket: &Bucket| {
+            let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+            (bucket.tokens + elapsed * rate).min(capacity)
+        };
+        let mut buckets = self.buckets.lock().unwrap_or_else(|err| err.into_inner());
+        if !buckets.map.contains_key(&key) {
+            if buckets.map.len() >= buckets.sweep_at.max(1024).min(self.max_buckets) {
+                // A full bucket is the same as none.
+                buckets.map.retain(|_, bucket| refill(bucket) < capacity);
+                if buckets.map.len() >= self.max_buckets {
+                    // Still full of clients that are spending: forget an arbitrary eighth.
+                    let drop = (self.max_buckets / 8).max(1);
+                    let victims: Vec<BucketKey> = buckets.map.keys().take(drop).copied().collect();
+                    for victim in victims {
+                        buckets.map.remove(&victim);
+                    }
+                }
+                buckets.sweep_at = buckets.map.len().saturating_mul(2);
+            }
+            buckets.map.insert(
+                key,
+                Bucket {
+                    tokens: capacity,
+                    updated: now,
+                },
+            );
+        }
+        let bucket = buckets.map.get_mut(&key).expect("inserted above");
+        let tokens = refill(bucket);
+        bucket.updated = now;
+        if tokens >= 1.0 {
+            bucket.tokens = tokens - 1.0;
+            Ok(())
+        } else {
+            bucket.tokens = tokens;
+            let wait = ((1.0 - tokens) / rate).ceil().max(1.0);
+            Err(RetryAfter(wait as u64))
+        }
+    }
+
+    /// The client of a request: the last `X-Forwarded-For` address if trusted, else the peer.
+    fn client(&self, request: &Request) -> Option<IpAddr> {
+        if self.trust_forwarded_for
+            && let Some(ip) = request
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .next_back()
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.rsplit(',').next())
+                .and_then(|last| last.trim().parse::<IpAddr>().ok())
+        {
+            return Some(client_ip(ip));
+        }
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| client_ip(addr.ip()));
+        if peer.is_none() && !self.warned_without_peer.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "requests without a peer address share one rate-limit bucket: serve the router \
+                 with into_make_service_with_connect_info::<SocketAddr>()"
+            );
+        }
+        peer
+    }
+
+    /// Number of clients remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.buckets.lock().unwrap().map.len()
+    }
+}
+
+/// Refuses a client's login or verification request with 429 when it has spent its budget
+/// (see [`RateLimiter`]); other requests pass untouched.
+pub(crate) async fn rate_limit(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if limiter.per_minute == 0 {
+        return next.run(request).await;
+    }
+    let Some(class) = limiter.paths.class(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let client = limiter.client(&request);
+    match limiter.take((client, class), Instant::now()) {
+        Ok(()) => next.run(request).await,
+        Err(RetryAfter(seconds)) => {
+            // The request log has the 429 already (at INFO); this says whose, for diagnosis.
+            tracing::debug!(
+                target: "otp_server::rate_limit",
+                client = ?client,
+                path = %request.uri().path(),
+                retry_after = seconds,
+                "rate limited"
+            );
+            too_many_requests(super::wants_json(request.headers()), seconds)
+        }
+    }
+}
+
+/// The 429 of a client over its budget: JSON for JSON clients, a small page otherwise.
+fn too_many_requests(json: bool, seconds: u64) -> Response {
+    let message = format!(
+        "Too many attempts from your address. Please wait {seconds} second{} and try again.",
+        if seconds == 1 { "" } else { "s" }
+    );
+    let mut response = if json {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(serde_json::json!({
+                "error": "rate_limited",
+                "message": message,
+                "retry_after": seconds,
+            })),
+        )
+            .into_response()
+    } else {
+        let page = format!(
+            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <title>Too many requests</title>\n\
+             <link rel=\"stylesheet\" href=\"{css}\">\n</head>\n<body>\n<main>\n\
+             <h1>Too many requests</h1>\n<p role=\"alert\">{message}</p>\n\
+             <p><a href=\"{home}\">Back to the home page</a></p>\n</main>\n</body>\n</html>\n",
+            css = super::URLS.app_css,
+            home = super::URLS.home,
+        );
+        (StatusCode::TOO_MANY_REQUESTS, Html(page)).into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limiter(per_minute: u32) -> RateLimiter {
+        RateLimiter::new(per_minute, false, LimitedPaths::for_mount("/account"))
+    }
+
+    fn key(last: u8, class: Class) -> BucketKey {
+        (Some(IpAddr::from([192, 0, 2, last])), class)
+    }
+
+    #[test]
+    fn a_client_spends_its_burst_then_one_request_per_interval() {
+        let limiter = limiter(6); // one token every 10 s
+        let start = Instant::now();
+        let alice = key(1, Class::Login);
+        for attempt in 0..6 {
+            assert_eq!(limiter.take(alice, start), Ok(()), "attempt {attempt}");
+        }
+        assert_eq!(limiter.take(alice, start), Err(RetryAfter(10)));
+        // Refused attempts do not dig the hole deeper.
+        assert_eq!(
+            limiter.take(alice, start + Duration::from_secs(1)),
+            Err(RetryAfter(9))
+        );
+        assert_eq!(
+            limiter.take(alice, start + Duration::from_millis(9_500)),
+            Err(RetryAfter(1))
+        );
+        assert_eq!(limiter.take(alice, start + Duration::from_secs(10)), Ok(()));
+        assert_eq!(
+            limiter.take(alice, start + Duration::from_secs(10)),
+            Err(RetryAfter(10))
+        );
+        // A minute later the whole burst is back, and no more.
+        let later = start + Duration::from_secs(600);
+        for _ in 0..6 {
+            assert_eq!(limiter.take(alice, later), Ok(()));
+        }
+        assert!(limiter.take(alice, later).is_err());
+    }
+
+    #[test]
+    fn clients_and_classes_have_buckets_of_their_own() {
+        let limiter = limiter(1);
+        let now = Instant::now();
+        assert_eq!(limiter.take(key(1, Class::Login), now), Ok(()));
+        assert_eq!(limiter.take(key(1, Class::Login), now), Err(RetryAfter(60)));
+        assert_eq!(limiter.take(key(1, Class::Verify), now), Ok(()));
+        assert_eq!(limiter.take(key(2, Class::Login), now), Ok(()));
+        assert_eq!(limiter.take((None, Class::Login), now), Ok(()));
+        assert!(limiter.take((None, Class::Login), now).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_their_64_network_and_mapped_ipv4_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_ip(a), client_ip(b));
+        assert_ne!(client_ip(a), client_ip(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(client_ip(mapped), IpAddr::from([192, 0, 2, 7]));
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let limiter = limiter(60).with_max_buckets(2048);
+        let now = Instant::now();
+        // Clients that made one request: after a second their buckets have room for 0.99
+        // more, so they are not yet full; a minute later they are, and are swept.
+        for n in 0..2048u32 {
+            let ip = IpAddr::from(n.wrapping_add(0x0a00_0000).to_be_bytes());
+            assert_eq!(limiter.take((Some(ip), Class::Login), now), Ok(()));
+        }
+        assert!(limiter.len() <= 2048);
+        let later = now + Duration::from_secs(61);
+        let newcomer = IpAddr::from([198, 51, 100, 1]);
+        assert_eq!(limiter.take((Some(newcomer), Class::Login), later), Ok(()));
+        assert_eq!(limiter.len(), 1, "refilled buckets are swept");
+        // Clients still spending are kept until the cap, then an eighth is dropped.
+        for n in 0..5000u32 {
+            let ip = IpAddr::from(n.wrapping_add(0x0b00_0000).to_be_bytes());
+            let _ = limiter.take((Some(ip), Class::Verify), later);
+            assert!(limiter.len() <= 2048, "{} after {n}", limiter.len());
+        }
+    }
+
+    #[test]
+    fn only_posts_to_the_login_and_verification_paths_are_limited() {
+        let paths = LimitedPaths::for_mount("/account/");
+        let post = http::Method::POST;
+        for (path, class) in [
+            ("/api/v1/session", Class::Login),
+            ("/account/login", Class::Login),
+            ("/signup", Class::Login),
+            ("/account/password", Class::Login),
+            ("/api/v1/otp/verify", Class::Verify),
+            ("/api/v1/otp/challenge", Class::Verify),
+            ("/account/login/otp", Class::Verify),
+            ("/account/verify", Class::Verify),
+        ] {
+            assert_eq!(paths.class(&post, path), Some(class), "{path}");
+        }
+        assert_eq!(paths.class(&http::Method::GET, "/account/login"), None);
+        assert_eq!(paths.class(&post, "/account/logout"), None);
+        assert_eq!(paths.class(&post, "/api/v1/session/"), None);
+        assert_eq!(paths.class(&http::Method::DELETE, "/api/v1/session"), None);
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_when_trusted() {
+        let request = |forwarded: &str| {
+            let mut request = Request::new(Body::empty());
+            request
+                .headers_mut()
+                .insert("x-forwarded-for", HeaderValue::from_str(forwarded).unwrap());
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 4000))));
+            request
+        };
+        let paths = LimitedPaths::for_mount("/account");
+        let untrusted = RateLimiter::new(10, false, paths.clone());
+        let trusted = RateLimiter::new(10, true, paths);
+        let loopback = Some(IpAddr::from([127, 0, 0, 1]));
+        let forged = request("203.0.113.9, 198.51.100.4");
+        assert_eq!(untrusted.client(&forged), loopback);
+        // The proxy appends the address it saw: the last one is the one to believe.
+        assert_eq!(
+            trusted.client(&forged),
+            Some(IpAddr::from([198, 51, 100, 4]))
+        );
+        assert_eq!(trusted.client(&request("not an address")), loopback);
+    }
+
+    #[test]
+    fn the_refusal_says_how_long_to_wait() {
+        let response = too_many_requests(true, 7);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let page = too_many_requests(false, 1);
+        assert!(
+            page.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+    }
 }

@@ -37,9 +37,22 @@
 //!
 //! Every response carries `Content-Security-Policy:` [`CONTENT_SECURITY_POLICY`] (no inline
 //! scripts or styles anywhere), `X-Content-Type-Options: nosniff`, `Referrer-Policy:
-//! same-origin`, `X-Frame-Options: DENY` and `Cross-Origin-Opener-Policy: same-origin`.
+//! same-origin`, `X-Frame-Options: DENY` and `Cross-Origin-Opener-Policy: same-origin`, and
+//! `Cache-Control: no-store` unless its handler chose otherwise (only the stylesheets do).
 //! Request bodies over `OTP_BODY_LIMIT` (64 KiB) get 413, requests slower than
-//! `OTP_REQUEST_TIMEOUT` (30 s) get 408. Every form carries the session's CSRF token; the
+//! `OTP_REQUEST_TIMEOUT` (30 s) get 408. Each client (IP address; the /64 network for IPv6)
+//! may post to the login endpoints (`POST /api/v1/session`, `/account/login`, `/signup`,
+//! `/account/password`) and, separately, to the verification endpoints (`POST
+//! /api/v1/otp/verify`, `/api/v1/otp/challenge`, `/account/login/otp`, `/account/verify`)
+//! `OTP_RATE_LIMIT_PER_MINUTE` (60) times at once, and that many times a minute after that;
+//! more get 429 with `Retry-After` (`{"error": "rate_limited"}` for JSON clients). The
+//! buckets are in memory, per process: with several servers each counts on its own, and the
+//! framework's throttling and account failure budget (in the database) are what hold across
+//! them. The client is the TCP peer, or with `OTP_TRUST_FORWARDED_FOR=true` (behind one reverse
+//! proxy that appends the address it saw) the last `X-Forwarded-For` address. [`serve`] gives
+//! the router the peer address; a router served without
+//! `into_make_service_with_connect_info::<SocketAddr>()` puts all its clients in one bucket
+//! (and says so in a WARN). Every form carries the session's CSRF token; the
 //! JSON API requires a JSON content type and a same-site `Origin`. The session cookie is
 //! `HttpOnly`, `SameSite=Lax`, and `Secure` when `OTP_SECURE_COOKIES=true` (off by default
 //! for `http://127.0.0.1` development: turn it on behind HTTPS; see [`config`]).
@@ -53,6 +66,7 @@
 
 pub mod api;
 pub mod config;
+mod connections;
 mod layers;
 pub mod pages;
 pub mod templates;
@@ -433,6 +447,11 @@ async fn assemble(
 /// The routes and layers of the app.
 fn router(state: &AppState) -> Router {
     let config = &state.config;
+    let limiter = Arc::new(layers::RateLimiter::new(
+        config.rate_limit_per_minute,
+        config.trust_forwarded_for,
+        layers::LimitedPaths::for_mount(&state.web.config().mount),
+    ));
     Router::new()
         .merge(pages::routes())
         .merge(pages::enrollment::routes())
@@ -451,6 +470,8 @@ fn router(state: &AppState) -> Router {
             config.secure_cookies,
         ))
         .layer(from_fn_with_state(config.body_limit, layers::limit_body))
+        // Before the body is read and the session loaded: a refused client costs nothing.
+        .layer(from_fn_with_state(limiter, layers::rate_limit))
         .layer(from_fn_with_state(config.request_timeout, layers::timeout))
         .layer(from_fn(layers::security_headers))
         .layer(from_fn(layers::log_request))
@@ -476,9 +497,16 @@ pub fn spawn_session_cleanup(
 /// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight
 /// finish, stops the session clean-up and closes the database.
 ///
+/// Each request carries its peer address (`ConnectInfo<SocketAddr>`, the client of the rate
+/// limit), and its headers must arrive within `OTP_REQUEST_TIMEOUT`, else the connection is
+/// closed: a client that trickles its headers (slowloris) or opens connections and sends
+/// nothing cannot hold them (see `connections.rs`; axum's own `serve` reads headers for as
+/// long as the client likes).
+///
 /// # Errors
 ///
-/// [`Error::Io`] if the server fails.
+/// None so far: a failed `accept` is logged and retried. The `Result` is for the errors to
+/// come.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -489,12 +517,10 @@ pub async fn serve(
         state.sessions.clone(),
         state.config.session_cleanup_interval,
     );
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    connections::serve_connections(listener, router, state.config.request_timeout, shutdown).await;
     cleanup.abort();
     let _ = cleanup.await;
     state.otp().store().close().await;
     tracing::info!("stopped");
-    Ok(served?)
+    Ok(())
 }

@@ -2,8 +2,8 @@
 //! against a real `otp serve`: every request opens a connection, sends `Connection: close`, and
 //! reads the whole response.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -68,6 +68,9 @@ pub(crate) struct Client {
     authority: String,
     /// The session cookie's value.
     pub(crate) cookie: Option<String>,
+    /// The local address to connect from (another loopback address, `127.0.0.2`, is another
+    /// client to the server); `None` for the system's choice.
+    pub(crate) local_ip: Option<IpAddr>,
 }
 
 impl Client {
@@ -81,7 +84,14 @@ impl Client {
         Self {
             authority,
             cookie: None,
+            local_ip: None,
         }
+    }
+
+    /// The same client, connecting from `ip` (a loopback address such as `127.0.0.2`).
+    pub(crate) fn with_local_ip(mut self, ip: IpAddr) -> Self {
+        self.local_ip = Some(ip);
+        self
     }
 
     /// The same session, on another server (a load balancer's view).
@@ -138,6 +148,38 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
+        self.try_request(method, path, headers, body)
+            .unwrap_or_else(|err| panic!("{method} {path} on {}: {err}", self.authority))
+    }
+
+    /// A JSON request that may fail (a server that is gone, or killed halfway through).
+    pub(crate) fn try_json(
+        &mut self,
+        method: &str,
+        path: &str,
+        value: &Value,
+    ) -> io::Result<Response> {
+        let body = value.to_string();
+        self.try_request(
+            method,
+            path,
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    }
+
+    /// As [`Client::request`], but an error instead of a panic if no whole response comes:
+    /// the connection is refused or reset, or the response ends early.
+    pub(crate) fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<Response> {
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
             self.authority
@@ -154,27 +196,54 @@ impl Client {
         head.push_str("\r\n");
         let mut request = head.into_bytes();
         request.extend_from_slice(body);
-        let response = self.raw(&request);
+        let response = self.try_raw(&request)?;
         self.take_cookie(&response);
-        response
+        Ok(response)
     }
 
     /// Sends `bytes` as they are and reads the response.
     pub(crate) fn raw(&self, bytes: &[u8]) -> Response {
-        let mut stream = TcpStream::connect(&self.authority)
-            .unwrap_or_else(|err| panic!("connect to {}: {err}", self.authority));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
+        self.try_raw(bytes)
+            .unwrap_or_else(|err| panic!("a response from {}: {err}", self.authority))
+    }
+
+    /// As [`Client::raw`], but an error if no whole response comes.
+    pub(crate) fn try_raw(&self, bytes: &[u8]) -> io::Result<Response> {
+        let mut stream = self.connect()?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         // The server may answer (413) and close before the whole body is sent.
         let _ = stream.write_all(bytes);
         let mut raw = Vec::new();
         if let Err(err) = stream.read_to_end(&mut raw)
             && raw.is_empty()
         {
-            panic!("read a response from {}: {err}", self.authority);
+            return Err(err);
         }
-        parse_response(&raw)
+        try_parse_response(&raw)
+    }
+
+    fn connect(&self) -> io::Result<TcpStream> {
+        let Some(local) = self.local_ip else {
+            return TcpStream::connect(&self.authority);
+        };
+        // std cannot bind before connecting; tokio's socket can.
+        let remote: SocketAddr = self
+            .authority
+            .parse()
+            .map_err(|_| io::Error::other(format!("not IP:PORT: {}", self.authority)))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let stream = runtime.block_on(async {
+            let socket = match remote {
+                SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+            };
+            socket.bind(SocketAddr::new(local, 0))?;
+            socket.connect(remote).await?.into_std()
+        })?;
+        stream.set_nonblocking(false)?;
+        Ok(stream)
     }
 
     fn take_cookie(&mut self, response: &Response) {
@@ -205,6 +274,46 @@ fn form_encode(text: &str) -> String {
         }
     }
     out
+}
+
+/// A whole response, or an error naming what is missing: the end of the headers, a status,
+/// or body bytes that `Content-Length` (or the last chunk) promised.
+fn try_parse_response(raw: &[u8]) -> io::Result<Response> {
+    let incomplete = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{what} in {:?}", String::from_utf8_lossy(raw)),
+        )
+    };
+    let split = raw
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .ok_or_else(|| incomplete("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status_ok = head
+        .split("\r\n")
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .is_some_and(|code| code.parse::<u16>().is_ok());
+    if !status_ok {
+        return Err(incomplete("no status"));
+    }
+    let response = parse_response(raw);
+    let body_len = raw.len() - split - 4;
+    if let Some(length) = response
+        .header("content-length")
+        .and_then(|value| value.parse::<usize>().ok())
+        && body_len < length
+    {
+        return Err(incomplete("a body shorter than its Content-Length"));
+    }
+    let chunked = response
+        .header("transfer-encoding")
+        .is_some_and(|value| value.contains("chunked"));
+    if chunked && !raw.ends_with(b"0\r\n\r\n") {
+        return Err(incomplete("no last chunk"));
+    }
+    Ok(response)
 }
 
 fn parse_response(raw: &[u8]) -> Response {

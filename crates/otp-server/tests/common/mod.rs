@@ -1,12 +1,16 @@
 //! Helpers shared by the integration tests: running the `otp` binary, finding external tools,
 //! real databases for the operator commands (a SQLite file in a temporary directory, a fresh
 //! PostgreSQL database), a running `otp serve` and an HTTP client for it, an SMTP sink, and an
-//! encoder and a random number generator that do not come from the code under test.
+//! encoder and a random number generator that do not come from the code under test; the login
+//! and verification steps of the reliability tests ([`flows`]) and direct reads of their
+//! database ([`probe`]).
 
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub(crate) mod flows;
 pub(crate) mod http;
+pub(crate) mod probe;
 pub(crate) mod server;
 pub(crate) mod smtp;
 

@@ -116,6 +116,14 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Kills the process with SIGKILL (no shutdown, no flush: a crash) and waits for it.
+    pub(crate) fn kill(&mut self) -> ExitStatus {
+        let _ = self.child.kill();
+        self.child.wait().expect("wait for otp serve")
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
