@@ -102,7 +102,7 @@ impl HashedCode {
     pub fn from_stored(text: &str) -> Result<Self, Error> {
         let corrupt = Error::CorruptStoredSecret("a code hash is not KEY_ID:HEX");
         let (id, digest) = text.split_once(':').ok_or(corrupt.clone())?;
-        let key_id = id.parse().map_err(|_| corrupt.clone())?;
+        let key_id = stored_key_id(id).ok_or(corrupt.clone())?;
         let bytes = unhex(digest).ok_or(corrupt.clone())?;
         let digest = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| corrupt)?;
         Ok(Self { key_id, digest })
@@ -170,7 +170,8 @@ impl KeyRing {
                         "a key id must be a number from 1 to 4294967295".into(),
                     )
                 })?;
-                let mut bytes = unhex(key).unwrap_or_default();
+                // Key text may use either case; stored data uses lower case only.
+                let mut bytes = unhex(&key.to_ascii_lowercase()).unwrap_or_default();
                 let master = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
                     Error::InvalidApplicationKey(format!(
                         "key {id} must be 64 hex digits (256 bits)"
@@ -436,7 +437,7 @@ fn parse_envelope(envelope: &str) -> Result<(u32, Vec<u8>), Error> {
     let corrupt = Error::CorruptStoredSecret("a sealed secret is not v1:KEY_ID:HEX");
     let rest = envelope.strip_prefix("v1:").ok_or(corrupt.clone())?;
     let (id, body) = rest.split_once(':').ok_or(corrupt.clone())?;
-    let key_id: u32 = id.parse().map_err(|_| corrupt.clone())?;
+    let key_id = stored_key_id(id).ok_or(corrupt.clone())?;
     let body = unhex(body).ok_or(corrupt.clone())?;
     if body.len() < NONCE_LEN + TAG_LEN {
         return Err(corrupt);
@@ -448,14 +449,31 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Lower-case hex only, as [`hex`] writes it: stored data has exactly one spelling.
 pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+    fn nibble(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        }
+    }
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+    bytes
+        .chunks_exact(2)
+        .map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?))
         .collect()
+}
+
+/// A key id as stored: `[1-9][0-9]*` within `u32`, so that it has one spelling.
+fn stored_key_id(text: &str) -> Option<u32> {
+    let canonical = !text.is_empty()
+        && !text.starts_with('0')
+        && text.bytes().all(|b| b.is_ascii_digit());
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 #[cfg(test)]
