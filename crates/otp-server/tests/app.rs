@@ -92,3 +92,59 @@ async fn closed_signup_is_404() {
     assert!(body.contains("Sign-up is closed"), "{body}");
     state.otp().store().close().await;
 }
+
+/// `/api/v1/openapi.json` parses, and every path and method it describes is routed: no 404
+/// (unless the path names a device, which the anonymous caller does not have) and no 405.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_description_matches_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, state) = app::build(config(dir.path())).await.unwrap();
+    let (status, headers, body) = call(
+        &router,
+        Request::get("/api/v1/openapi.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/json"
+    );
+    let spec: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(spec["openapi"], "3.0.3");
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(paths.len() >= 14, "{}", paths.len());
+    let mut checked = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{kind}", "totp").replace("{number}", "1");
+        for method in ["get", "post", "patch", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            let request = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(format!("/api/v1{concrete}"))
+                .header(header::ACCEPT, "application/json")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap();
+            let (status, _, body) = call(&router, request).await;
+            assert_ne!(
+                status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}: {body}"
+            );
+            if !path.contains("{kind}") {
+                assert_ne!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+            }
+            assert!(
+                !status.is_server_error(),
+                "{method} {path}: {status} {body}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 17, "{checked}");
+    state.otp().store().close().await;
+}

@@ -1,5 +1,5 @@
 //! JSON endpoints of the server beyond the library's login API: the user's devices (below),
-//! and `/openapi.json` describing the whole `/api/v1` (to come, in its own section).
+//! and `/openapi.json` describing the whole `/api/v1`.
 //!
 //! These routes are nested at `/api/v1` next to [`otp_axum::json::routes`] (`/session`,
 //! `/me`, `/otp/challenge`, `/otp/verify`), so their paths here are relative to it
@@ -66,8 +66,9 @@ use crate::app::{AppState, Error, no_store};
 
 /// The server's own JSON routes, nested at `/api/v1`.
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(device_routes())
-    // `/openapi.json` goes here (see the last section of this file).
+    Router::new()
+        .merge(device_routes())
+        .route("/openapi.json", get(openapi))
 }
 
 // =============================================================================================
@@ -553,5 +554,15 @@ async fn remove(
 
 // =============================================================================================
 // OpenAPI: `GET /openapi.json`, describing the whole `/api/v1` (the library's endpoints and
-// the ones above). To come, in a change of its own: its route is merged in `routes`.
+// the ones above).
 // =============================================================================================
+
+/// The OpenAPI 3.0 description of `/api/v1`, written by hand next to the code it describes
+/// (`crates/otp-server/api/openapi.json`); `tests/app.rs` checks that it parses and that every
+/// route it names answers.
+pub const OPENAPI: &str = include_str!("../../api/openapi.json");
+
+/// `GET /openapi.json`.
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
