@@ -470,9 +470,8 @@ pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
 
 /// A key id as stored: `[1-9][0-9]*` within `u32`, so that it has one spelling.
 fn stored_key_id(text: &str) -> Option<u32> {
-    let canonical = !text.is_empty()
-        && !text.starts_with('0')
-        && text.bytes().all(|b| b.is_ascii_digit());
+    let canonical =
+        !text.is_empty() && !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit());
     canonical.then(|| text.parse().ok()).flatten()
 }
 
