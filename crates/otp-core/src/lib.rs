@@ -95,6 +95,7 @@ mod otp;
 mod policy;
 mod settings;
 mod store;
+mod turns;
 
 pub use backup_codes::{
     BACKUP_CODE_LEN, BackupCode, MAX_BACKUP_CODE_LEN, MIN_BACKUP_CODE_LEN, normalize_backup_code,

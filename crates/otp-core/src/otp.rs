@@ -13,7 +13,8 @@ use crate::kinds::static_codes::{self, StaticState};
 use crate::kinds::totp::{TotpOptions, TotpState};
 use crate::kinds::{EmailKind, HotpKind, StaticKind, TotpKind, read_state, write_state};
 use crate::mailer::Mailer;
-use crate::store::{DeviceUpdate, NewDevice};
+use crate::store::{ClaimedWrite, Conn, DeviceUpdate, NewDevice};
+use crate::turns::DeviceTurns;
 use crate::{
     BackupCode, ChallengeOutcome, Clock, Device, DeviceId, DeviceKind, Error, KeyRing, KindContext,
     KindRegistry, NotAllowedReason, OtpEvent, Settings, Store, SystemClock, ThrottleState,
@@ -41,6 +42,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     settings: Settings,
     events: broadcast::Sender<OtpEvent>,
+    /// Verifications of one device take turns in this process (see [`DeviceTurns`]).
+    turns: DeviceTurns,
 }
 
 impl fmt::Debug for Otp {
@@ -118,6 +121,7 @@ impl OtpBuilder {
                 clock: self.clock,
                 settings: self.settings,
                 events,
+                turns: DeviceTurns::default(),
             }),
         })
     }
@@ -341,9 +345,28 @@ impl Otp {
         budget: Budget,
     ) -> Result<VerifyOutcome, Error> {
         let mut claimed = None;
+        // Before the connection: a verification waiting for its turn holds none.
+        let mut turn = self.inner.turns.turn(device_id.number()).await;
+        let mut conn = self.inner.store.connection().await?;
         let result = self
-            .verify_claiming(user_key, device_id, token, purpose, budget, &mut claimed)
+            .verify_claiming(
+                &mut conn,
+                turn.device(),
+                user_key,
+                device_id,
+                token,
+                purpose,
+                budget,
+                &mut claimed,
+            )
             .await;
+        if result.is_ok() {
+            conn.finish();
+        } else {
+            // Back to sqlx's pool, which checks it.
+            drop(conn);
+        }
+        drop(turn);
         // An attempt that ended before a token was judged gives its claim back.
         let judged = matches!(
             result,
@@ -356,10 +379,26 @@ impl Otp {
     }
 
     /// The body of [`Otp::verify`]. For kinds that are not recovery codes, one attempt of the
-    /// account's failure budget is claimed (`claimed`) before the token is checked, so that
-    /// concurrent attempts can never check more tokens than the budget allows.
+    /// account's failure budget is claimed for each token checked, atomically with the
+    /// device's compare-and-set ([`Store::claim_and_set`]): the check takes effect only if
+    /// the attempt could be claimed, so concurrent attempts can never check more tokens than
+    /// the budget allows, and a right token's claim resets the account. A verification is one
+    /// read and one write, in one commit, on one connection (see `store::Conn`).
+    ///
+    /// `last_stored` is the device as the previous verification of this process stored it,
+    /// if one was queued right before this one (see [`DeviceTurns`]): it saves reading the
+    /// device, since the write is a compare-and-set on its version, but nothing is refused
+    /// on its word: a refusal is decided on the device read from the database. This one's
+    /// result is left there for the next.
+    ///
+    /// `claimed` is set if an attempt was claimed and kept without its check taking effect
+    /// (only when a compare-and-set is lost after the claim, which the combined write rules
+    /// out); [`Otp::verify`] gives it back if the attempt then ends without a judgement.
+    #[allow(clippy::too_many_arguments)]
     async fn verify_claiming(
         &self,
+        conn: &mut Conn,
+        last_stored: &mut Option<Device>,
         user_key: &str,
         device_id: &DeviceId,
         token: &str,
@@ -369,28 +408,42 @@ impl Otp {
     ) -> Result<VerifyOutcome, Error> {
         let kind = self.kind(device_id.kind())?;
         let limit = self.inner.settings.failure_budget.limit;
+        let store = &self.inner.store;
+        let mut hint = last_stored
+            .take()
+            .filter(|d| d.id == *device_id && d.user_key == user_key);
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let device = self
-                .device_of(user_key, device_id)
-                .await?
-                .ok_or(Error::DeviceNotFound)?;
-            match (purpose, device.confirmed) {
-                (Purpose::Login, false) => {
-                    return Ok(VerifyOutcome::NotAllowed {
-                        reason: NotAllowedReason::Unconfirmed,
-                    });
+            // `hinted`: taken from the previous verification, not read; any refusal below
+            // goes back to the database first.
+            let (device, hinted) = match hint.take() {
+                Some(device) => (device, true),
+                None => {
+                    let device = store
+                        .device_on(conn, device_id)
+                        .await?
+                        .filter(|d| d.user_key == user_key)
+                        .ok_or(Error::DeviceNotFound)?;
+                    (device, false)
                 }
-                (Purpose::Confirm, true) => {
-                    return Ok(VerifyOutcome::NotAllowed {
-                        reason: NotAllowedReason::AlreadyConfirmed,
-                    });
+            };
+            let refusal = match (purpose, device.confirmed) {
+                (Purpose::Login, false) => Some(NotAllowedReason::Unconfirmed),
+                (Purpose::Confirm, true) => Some(NotAllowedReason::AlreadyConfirmed),
+                _ => None,
+            };
+            if let Some(reason) = refusal {
+                if hinted {
+                    continue;
                 }
-                _ => {}
+                return Ok(VerifyOutcome::NotAllowed { reason });
             }
             let ctx = self.context(user_key, kind.name());
             let now = ctx.now;
             let policy = kind.throttle_policy(&self.inner.settings);
             if let Err(throttled) = device.throttle.check(&policy, now) {
+                if hinted {
+                    continue;
+                }
                 self.emit(OtpEvent::Throttled {
                     at: now,
                     user_key: user_key.to_owned(),
@@ -402,24 +455,18 @@ impl Otp {
                     retry_after: throttled.retry_after,
                 });
             }
-            if !kind.is_recovery() && budget == Budget::ClaimPerAttempt && claimed.is_none() {
-                *claimed = self
-                    .inner
-                    .store
-                    .claim_account_attempt(user_key, limit)
-                    .await?;
-                if claimed.is_none() {
-                    self.emit(OtpEvent::AccountLocked {
-                        at: now,
-                        user_key: user_key.to_owned(),
-                    });
-                    return Ok(VerifyOutcome::NotAllowed {
-                        reason: NotAllowedReason::AccountLocked,
-                    });
-                }
+            let claim_with_write =
+                !kind.is_recovery() && budget == Budget::ClaimPerAttempt && claimed.is_none();
+            if claim_with_write && limit == 0 {
+                return Ok(self.account_locked(user_key, now));
             }
             let mut update = DeviceUpdate::from(&device);
-            let matched = match kind.check_token(&ctx, &device.state, token)? {
+            let checked = match kind.check_token(&ctx, &device.state, token) {
+                Ok(checked) => checked,
+                Err(_) if hinted => continue,
+                Err(err) => return Err(err),
+            };
+            let matched = match checked {
                 TokenCheck::Matched { state } => {
                     update.state = state;
                     update.throttle = ThrottleState::default();
@@ -437,11 +484,35 @@ impl Otp {
                     false
                 }
             };
-            let Some(stored) = self.inner.store.compare_and_set(&device, update).await? else {
-                continue; // Another writer came first: re-read and decide again.
+            let (stored, claimed_now) = if claim_with_write {
+                match store
+                    .claim_and_set(conn, &device, update, user_key, limit, matched)
+                    .await?
+                {
+                    ClaimedWrite::Written {
+                        device,
+                        account_failures,
+                    } => (device, Some(account_failures)),
+                    ClaimedWrite::BudgetExhausted => {
+                        return Ok(self.account_locked(user_key, now));
+                    }
+                    ClaimedWrite::Lost { claimed: kept } => {
+                        *claimed = kept;
+                        continue; // Another writer came first: re-read and decide again.
+                    }
+                }
+            } else {
+                let Some(stored) = store.compare_and_set_on(conn, &device, update).await? else {
+                    continue; // Another writer came first: re-read and decide again.
+                };
+                (stored, None)
             };
+            *last_stored = Some(stored.clone());
             if matched {
-                self.inner.store.reset_account(user_key).await?;
+                // The combined claim has reset the account already.
+                if claimed_now.is_none() {
+                    store.reset_account_on(conn, user_key).await?;
+                }
                 self.emit(OtpEvent::Verified {
                     at: now,
                     user_key: user_key.to_owned(),
@@ -450,10 +521,10 @@ impl Otp {
                 return Ok(VerifyOutcome::Verified(stored));
             }
             // The claimed attempt is the failure's record; recovery codes count theirs now.
-            let account_failures = match (*claimed, kind.is_recovery(), budget) {
+            let account_failures = match (claimed_now.or(*claimed), kind.is_recovery(), budget) {
                 (Some(count), _, _) => Some(count),
                 (None, true, Budget::ClaimPerAttempt) => {
-                    Some(self.inner.store.record_account_failure(user_key).await?)
+                    Some(store.record_account_failure_on(conn, user_key).await?)
                 }
                 _ => None,
             };
@@ -474,6 +545,17 @@ impl Otp {
             });
         }
         Err(Error::Contention)
+    }
+
+    /// The outcome of an attempt on a locked account, with its event.
+    fn account_locked(&self, user_key: &str, at: crate::Timestamp) -> VerifyOutcome {
+        self.emit(OtpEvent::AccountLocked {
+            at,
+            user_key: user_key.to_owned(),
+        });
+        VerifyOutcome::NotAllowed {
+            reason: NotAllowedReason::AccountLocked,
+        }
     }
 
     /// Tries `token` against each of the user's confirmed devices in order and returns the

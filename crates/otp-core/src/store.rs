@@ -3,21 +3,47 @@
 //! The store owns its schema: migrations are embedded in this crate and recorded in its own
 //! table, `otp_schema_migrations`. Every state change of a device is one conditional UPDATE on
 //! the row's version (compare-and-set): no row lock is held while a token is checked, and a
-//! token is accepted at most once across threads, processes and servers.
+//! token is accepted at most once across threads, processes and servers. A verification's write
+//! claims its attempt of the account's failure budget in the same statement (PostgreSQL) or
+//! transaction (SQLite) as that UPDATE ([`Store::claim_and_set`]).
+//!
+//! Verifications are one read and one write, on one connection kept out of sqlx's pool between
+//! operations ([`Conn`], [`Reserve`]): sqlx checks a connection with a round trip each time it
+//! returns to its pool, which cost more than the statements themselves.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Row, SqlitePool};
+use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool};
 
 use crate::{Device, DeviceId, Error, ThrottleState, Timestamp};
 
+/// Connections of the SQLite pool: one writer at a time, readers beside it.
+const SQLITE_CONNECTIONS: u32 = 4;
+
+/// Connections of the PostgreSQL pool.
+const PG_CONNECTIONS: u32 = 16;
+
+/// A connection of the store's reserve that went unused for this long goes back to sqlx's
+/// pool, which checks it (see [`Reserve`]).
+const RESERVE_IDLE: Duration = Duration::from_secs(1);
+
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A PostgreSQL connection that sat in the pool for this long is checked with a round trip
+/// before it is handed out; one used more recently is not. (sqlx's default checks every
+/// connection on the way out of the pool, on top of the check it makes on the way back in: a
+/// round trip per statement that verifications cannot afford. A connection used a moment ago
+/// was checked when it came back.)
+const PG_CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// One schema migration, written for each database. Apps keep their own tables in the same
 /// database with migrations of their own `component` (see [`Store::apply_migrations`]).
@@ -141,14 +167,18 @@ pub enum Pool<'a> {
 
 #[derive(Debug, Clone)]
 enum Backend {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+    Sqlite(SqlitePool, Arc<Reserve<Sqlite>>),
+    Postgres(PgPool, Arc<Reserve<Postgres>>),
 }
 
 /// A connection pool to the database that holds devices and accounts.
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// SQLite takes one writer at a time, and one that finds the database locked sleeps
+    /// (1 ms, then 2, 5, ...) before it tries again. The store's own batches of writes take
+    /// turns here instead, in this process, so they never sleep for each other.
+    sqlite_writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Runs the same statement on whichever pool the store has. `$pool` is bound to the pool in
@@ -156,15 +186,189 @@ pub struct Store {
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
-            Backend::Sqlite($pool) => $body,
-            Backend::Postgres($pool) => $body,
+            Backend::Sqlite($pool, _) => $body,
+            Backend::Postgres($pool, _) => $body,
         }
     };
 }
 
+/// A connection for the statements of one operation (a verification, say), from the store's
+/// [`Reserve`] or else from sqlx's pool. [`Conn::finish`] puts it back in the reserve after
+/// the operation succeeded; dropped otherwise (an error, a future dropped in the middle of a
+/// statement), it goes back to sqlx's pool, which checks it before anyone reuses it.
+pub(crate) struct Conn(Held);
+
+/// The connection of a [`Conn`], and the reserve it goes back to.
+enum Held {
+    Sqlite(PoolConnection<Sqlite>, Arc<Reserve<Sqlite>>),
+    Postgres(PoolConnection<Postgres>, Arc<Reserve<Postgres>>),
+}
+
+impl Conn {
+    /// The operation succeeded: keeps the connection for the next one.
+    pub(crate) fn finish(self) {
+        match self.0 {
+            Held::Sqlite(pooled, reserve) => reserve.give_back(pooled),
+            Held::Postgres(pooled, reserve) => reserve.give_back(pooled),
+        }
+    }
+}
+
+/// Runs the same statement on whichever connection `$conn` (a `&mut Conn`) holds. `$c` is a
+/// `&mut` to the database's own connection type in each arm.
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match &mut $conn.0 {
+            Held::Sqlite(pooled, _) => {
+                let $c: &mut sqlx::SqliteConnection = &mut *pooled;
+                $body
+            }
+            Held::Postgres(pooled, _) => {
+                let $c: &mut sqlx::PgConnection = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+
+/// Closes a SQLite connection when dropped before `done`: a batch of statements that opened
+/// a transaction and did not get to its `COMMIT` (it failed, or its future was dropped) must
+/// not leave the transaction open on a connection that goes back to the pool. Closing the
+/// connection rolls the transaction back.
+struct CloseUnlessDone<'a> {
+    pooled: &'a mut PoolConnection<Sqlite>,
+    done: bool,
+}
+
+impl Drop for CloseUnlessDone<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.pooled.close_on_drop();
+        }
+    }
+}
+
+/// Connections the store keeps checked out of sqlx's pool between its operations, at most
+/// `max_idle` (half the pool, so that the app's own queries on [`Store::pool`] always find
+/// connections).
+///
+/// sqlx checks a connection with a round trip (a `Sync` to PostgreSQL, a ping of SQLite's
+/// worker thread) every time one goes back to its pool, and goes back through a task of its
+/// own: a statement run on the pool costs two round trips and two wake-ups. The store's
+/// operations take a connection from here instead and put it back when they succeeded, so a
+/// verification costs its statements only. A connection that failed, or whose operation was
+/// dropped half-way, goes back to sqlx's pool instead (and is checked there); so does one that
+/// sat here unused for [`RESERVE_IDLE`].
+struct Reserve<DB: sqlx::Database> {
+    state: Mutex<ReserveState<DB>>,
+    max_idle: usize,
+}
+
+struct ReserveState<DB: sqlx::Database> {
+    /// Idle connections and since when, the most recently used last.
+    idle: Vec<(PoolConnection<DB>, Instant)>,
+    /// The store is closing: connections go back to the pool.
+    closed: bool,
+}
+
+impl<DB: sqlx::Database> Reserve<DB> {
+    fn new(max_idle: usize) -> Self {
+        Self {
+            state: Mutex::new(ReserveState {
+                idle: Vec::new(),
+                closed: false,
+            }),
+            max_idle,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReserveState<DB>> {
+        // The state stays consistent whatever panicked while holding the lock.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most recently used connection, unless it has been idle for too long.
+    fn take(&self) -> Option<PoolConnection<DB>> {
+        let mut state = self.lock();
+        let (pooled, since) = state.idle.pop()?;
+        if since.elapsed() < RESERVE_IDLE {
+            return Some(pooled);
+        }
+        // Everything here has been idle at least as long: back to sqlx, outside the lock.
+        let stale = std::mem::take(&mut state.idle);
+        drop(state);
+        drop(pooled);
+        drop(stale);
+        None
+    }
+
+    /// Keeps `pooled` for the next operation, or gives it back to the pool.
+    fn give_back(&self, pooled: PoolConnection<DB>) {
+        let mut state = self.lock();
+        if state.closed || state.idle.len() >= self.max_idle {
+            drop(state);
+            drop(pooled);
+            return;
+        }
+        state.idle.push((pooled, Instant::now()));
+    }
+
+    /// Stops keeping connections and returns those kept, to be dropped in the async runtime.
+    fn close(&self) -> Vec<PoolConnection<DB>> {
+        let mut state = self.lock();
+        state.closed = true;
+        state.idle.drain(..).map(|(pooled, _)| pooled).collect()
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Reserve<DB> {
+    fn drop(&mut self) {
+        // Dropped without `Store::close` (perhaps outside any runtime, where sqlx could not
+        // spawn its return to the pool): close the connections directly.
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (pooled, _) in state.idle.drain(..) {
+            drop(pooled.detach());
+        }
+    }
+}
+
+impl<DB: sqlx::Database> fmt::Debug for Reserve<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reserve")
+            .field("idle", &self.lock().idle.len())
+            .field("max_idle", &self.max_idle)
+            .finish()
+    }
+}
+
+/// What [`Store::claim_and_set`] did.
+#[derive(Debug)]
+pub(crate) enum ClaimedWrite {
+    /// The claim and the update were written together: the device as stored, and the
+    /// account's consecutive failures after the claim (0 after a success).
+    Written {
+        device: Device,
+        account_failures: u32,
+    },
+    /// The account's failure budget is used up: nothing was written.
+    BudgetExhausted,
+    /// Another writer changed the device first: the device was not written. `claimed` is the
+    /// count if an attempt was claimed all the same (the caller keeps it, as after a lost
+    /// compare-and-set of a separate claim).
+    Lost { claimed: Option<u32> },
+}
+
+/// The columns of a device row, in the order [`decode_device`] reads them (a macro, for
+/// `concat!` into constant statements).
+macro_rules! device_columns {
+    () => {
+        "id, user_key, kind, name, confirmed, created_at, last_used_at, throttle_failures, \
+         throttle_failed_at, last_challenge_at, state, version"
+    };
+}
+
 /// The columns of a device row, in the order [`decode_device`] reads them.
-const DEVICE_COLUMNS: &str = "id, user_key, kind, name, confirmed, created_at, last_used_at, \
-     throttle_failures, throttle_failed_at, last_challenge_at, state, version";
+const DEVICE_COLUMNS: &str = device_columns!();
 
 /// What changes in a compare-and-set update of a device.
 #[derive(Debug, Clone)]
@@ -243,6 +447,20 @@ fn millis(at: Option<Timestamp>) -> Option<i64> {
     at.map(Timestamp::unix_millis)
 }
 
+/// `device` as stored after `update` was written over it.
+fn stored(device: &Device, update: DeviceUpdate) -> Device {
+    Device {
+        state: update.state,
+        confirmed: update.confirmed,
+        name: update.name,
+        last_used_at: update.last_used_at,
+        throttle: update.throttle,
+        last_challenge_at: update.last_challenge_at,
+        version: device.version + 1,
+        ..device.clone()
+    }
+}
+
 impl Store {
     /// Connects to the database at `url` (see [`DatabaseUrl`]). A SQLite file is created on
     /// first use and runs in WAL mode with `synchronous=NORMAL` and a 30-second busy timeout, so
@@ -258,12 +476,26 @@ impl Store {
                 let options = PgConnectOptions::from_str(&url)
                     .map_err(|_| Error::InvalidDatabaseUrl("the PostgreSQL URL is malformed"))?;
                 let pool = PgPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(PG_CONNECTIONS)
                     .acquire_timeout(Duration::from_secs(30))
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PG_CHECK_IF_IDLE_FOR {
+                                // An error closes this connection and the pool tries another.
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await?;
                 Ok(Self {
-                    backend: Backend::Postgres(pool),
+                    backend: Backend::Postgres(
+                        pool,
+                        Arc::new(Reserve::new(PG_CONNECTIONS as usize / 2)),
+                    ),
+                    sqlite_writes: Arc::default(),
                 })
             }
         }
@@ -278,18 +510,26 @@ impl Store {
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(SQLITE_CONNECTIONS)
             .acquire_timeout(SQLITE_BUSY_TIMEOUT)
+            // A SQLite connection lives in this process and cannot break while idle: no
+            // round trip to its worker thread before each use (sqlx still checks it on the
+            // way back into the pool).
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Self {
-            backend: Backend::Sqlite(pool),
+            backend: Backend::Sqlite(
+                pool,
+                Arc::new(Reserve::new(SQLITE_CONNECTIONS as usize / 2)),
+            ),
+            sqlite_writes: Arc::default(),
         })
     }
 
     /// Whether the store is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
-        matches!(self.backend, Backend::Postgres(_))
+        matches!(self.backend, Backend::Postgres(..))
     }
 
     /// Applies this crate's migrations not applied yet (see [`Store::apply_migrations`]).
@@ -319,7 +559,7 @@ impl Store {
             (component, version, description, applied_at) VALUES ($1, $2, $3, $4)";
         let applied_at = crate::Clock::now(&crate::SystemClock).unix_millis();
         match &self.backend {
-            Backend::Sqlite(pool) => {
+            Backend::Sqlite(pool, _) => {
                 let mut conn = pool.acquire().await?;
                 // Writer transactions from the start: a deferred one that reads the schema and
                 // then writes fails at once (SQLITE_BUSY, no waiting) if another process wrote
@@ -343,7 +583,7 @@ impl Store {
                     result?;
                 }
             }
-            Backend::Postgres(pool) => {
+            Backend::Postgres(pool, _) => {
                 // Under the advisory lock: concurrent `CREATE TABLE IF NOT EXISTS` can still
                 // collide in PostgreSQL's catalog.
                 let mut tx = pool.begin().await?;
@@ -385,8 +625,8 @@ impl Store {
     /// The connection pool, for an app's own tables in the same database.
     pub fn pool(&self) -> Pool<'_> {
         match &self.backend {
-            Backend::Sqlite(pool) => Pool::Sqlite(pool),
-            Backend::Postgres(pool) => Pool::Postgres(pool),
+            Backend::Sqlite(pool, _) => Pool::Sqlite(pool),
+            Backend::Postgres(pool, _) => Pool::Postgres(pool),
         }
     }
 
@@ -411,14 +651,50 @@ impl Store {
         })
     }
 
+    /// A connection from the pool, for several statements in a row (see [`Conn`]).
+    pub(crate) async fn connection(&self) -> Result<Conn, Error> {
+        Ok(match &self.backend {
+            Backend::Sqlite(pool, reserve) => {
+                let pooled = match reserve.take() {
+                    Some(pooled) => pooled,
+                    None => pool.acquire().await?,
+                };
+                Conn(Held::Sqlite(pooled, Arc::clone(reserve)))
+            }
+            Backend::Postgres(pool, reserve) => {
+                let pooled = match reserve.take() {
+                    Some(pooled) => pooled,
+                    None => pool.acquire().await?,
+                };
+                Conn(Held::Postgres(pooled, Arc::clone(reserve)))
+            }
+        })
+    }
+
     /// The device with this id, whatever its owner.
     pub(crate) async fn device(&self, id: &DeviceId) -> Result<Option<Device>, Error> {
-        let sql = format!("SELECT {DEVICE_COLUMNS} FROM otp_devices WHERE id = $1 AND kind = $2");
-        on_pool!(self, |pool| {
-            let row = sqlx::query(&sql)
+        let mut conn = self.connection().await?;
+        let result = self.device_on(&mut conn, id).await?;
+        conn.finish();
+        Ok(result)
+    }
+
+    /// [`Store::device`] on `conn`.
+    pub(crate) async fn device_on(
+        &self,
+        conn: &mut Conn,
+        id: &DeviceId,
+    ) -> Result<Option<Device>, Error> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            device_columns!(),
+            " FROM otp_devices WHERE id = $1 AND kind = $2"
+        );
+        on_conn!(conn, |c| {
+            let row = sqlx::query(SQL)
                 .bind(id.number())
                 .bind(id.kind())
-                .fetch_optional(pool)
+                .fetch_optional(&mut *c)
                 .await?;
             row.as_ref().map(decode_device).transpose()
         })
@@ -470,39 +746,167 @@ impl Store {
         device: &Device,
         update: DeviceUpdate,
     ) -> Result<Option<Device>, Error> {
+        let mut conn = self.connection().await?;
+        let result = self.compare_and_set_on(&mut conn, device, update).await?;
+        conn.finish();
+        Ok(result)
+    }
+
+    /// [`Store::compare_and_set`] on `conn`.
+    pub(crate) async fn compare_and_set_on(
+        &self,
+        conn: &mut Conn,
+        device: &Device,
+        update: DeviceUpdate,
+    ) -> Result<Option<Device>, Error> {
+        const SQL: &str = "UPDATE otp_devices SET state = $1, confirmed = $2, name = $3, \
+             last_used_at = $4, throttle_failures = $5, throttle_failed_at = $6, \
+             last_challenge_at = $7, version = version + 1 WHERE id = $8 AND version = $9";
         let state = update.state.to_string();
-        let result = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE otp_devices SET state = $1, confirmed = $2, name = $3, last_used_at = $4, \
-                 throttle_failures = $5, throttle_failed_at = $6, last_challenge_at = $7, \
-                 version = version + 1 WHERE id = $8 AND version = $9",
-            )
-            .bind(&state)
-            .bind(update.confirmed)
-            .bind(&update.name)
-            .bind(millis(update.last_used_at))
-            .bind(i64::from(update.throttle.failure_count))
-            .bind(millis(update.throttle.last_failure_at))
-            .bind(millis(update.last_challenge_at))
-            .bind(device.id.number())
-            .bind(device.version)
-            .execute(pool)
-            .await?
-            .rows_affected()
+        let result = on_conn!(conn, |c| {
+            sqlx::query(SQL)
+                .bind(&state)
+                .bind(update.confirmed)
+                .bind(&update.name)
+                .bind(millis(update.last_used_at))
+                .bind(i64::from(update.throttle.failure_count))
+                .bind(millis(update.throttle.last_failure_at))
+                .bind(millis(update.last_challenge_at))
+                .bind(device.id.number())
+                .bind(device.version)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
         });
         if result != 1 {
             return Ok(None);
         }
-        Ok(Some(Device {
-            state: update.state,
-            confirmed: update.confirmed,
-            name: update.name,
-            last_used_at: update.last_used_at,
-            throttle: update.throttle,
-            last_challenge_at: update.last_challenge_at,
-            version: device.version + 1,
-            ..device.clone()
-        }))
+        Ok(Some(stored(device, update)))
+    }
+
+    /// Claims one attempt of the account's failure budget and writes `update`, all or
+    /// nothing, in one transaction and one round trip: the device is written only if the
+    /// attempt could be claimed and the row still has the version `device` was read at, and
+    /// the attempt is claimed only if the device is written. `success` makes the claim a
+    /// reset of the account's failures (the attempt was right) instead of one more failure.
+    ///
+    /// PostgreSQL runs it as one statement (data-modifying CTEs) that locks the device row
+    /// first, then the account row, as no other statement does in the other order, so two of
+    /// these cannot deadlock. SQLite, which has no such CTEs, runs a few statements in one
+    /// immediate (writer) transaction, sent as one batch; a batch that fails or is dropped
+    /// half-way closes its connection, which rolls the transaction back.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn claim_and_set(
+        &self,
+        conn: &mut Conn,
+        device: &Device,
+        update: DeviceUpdate,
+        user_key: &str,
+        limit: u32,
+        success: bool,
+    ) -> Result<ClaimedWrite, Error> {
+        // PostgreSQL: `current` locks the device row if it still has the version read; the
+        // claim is inserted or counted only if it did, and the update is written only if the
+        // claim was. A concurrent writer that changed the row makes `current` empty after its
+        // commit (READ COMMITTED re-checks `version` on the newest row).
+        const POSTGRES: &str = "WITH current AS ( \
+                SELECT id FROM otp_devices WHERE id = $8 AND version = $9 FOR UPDATE \
+            ), claim AS ( \
+                INSERT INTO otp_accounts (user_key, consecutive_failures) \
+                SELECT $10, $12::BIGINT FROM current \
+                ON CONFLICT (user_key) DO UPDATE SET consecutive_failures = \
+                    CASE WHEN $12::BIGINT = 0 THEN 0 \
+                    ELSE otp_accounts.consecutive_failures + 1 END \
+                WHERE otp_accounts.consecutive_failures < $11 \
+                RETURNING consecutive_failures \
+            ), written AS ( \
+                UPDATE otp_devices SET state = $1, confirmed = $2, name = $3, \
+                    last_used_at = $4, throttle_failures = $5, throttle_failed_at = $6, \
+                    last_challenge_at = $7, version = version + 1 \
+                WHERE id = $8 AND version = $9 AND EXISTS (SELECT 1 FROM claim) \
+                RETURNING version \
+            ) \
+            SELECT EXISTS (SELECT 1 FROM current), (SELECT consecutive_failures FROM claim), \
+                EXISTS (SELECT 1 FROM written)";
+        // SQLite: under the writer lock nothing changes between the statements. Each row is
+        // tagged with the statement it answers. `changes()` is the number of rows the last
+        // INSERT or UPDATE wrote: the claim's (1 if it was inserted or counted) in the UPDATE,
+        // the UPDATE's in the last SELECT.
+        const SQLITE: &str = "BEGIN IMMEDIATE; \
+            SELECT 'current', EXISTS (SELECT 1 FROM otp_devices WHERE id = $8 AND version = $9); \
+            INSERT INTO otp_accounts (user_key, consecutive_failures) \
+                SELECT $10, $12 FROM otp_devices WHERE id = $8 AND version = $9 \
+                ON CONFLICT (user_key) DO UPDATE SET consecutive_failures = \
+                    CASE WHEN $12 = 0 THEN 0 ELSE otp_accounts.consecutive_failures + 1 END \
+                WHERE otp_accounts.consecutive_failures < $11 \
+                RETURNING 'claim', consecutive_failures; \
+            UPDATE otp_devices SET state = $1, confirmed = $2, name = $3, last_used_at = $4, \
+                throttle_failures = $5, throttle_failed_at = $6, last_challenge_at = $7, \
+                version = version + 1 \
+                WHERE id = $8 AND version = $9 AND changes() = 1; \
+            SELECT 'written', changes(); \
+            COMMIT";
+        let state = update.state.to_string();
+        let failures = if success { 0_i64 } else { 1 };
+        macro_rules! bound {
+            ($sql:expr) => {
+                sqlx::query($sql)
+                    .bind(&state)
+                    .bind(update.confirmed)
+                    .bind(&update.name)
+                    .bind(millis(update.last_used_at))
+                    .bind(i64::from(update.throttle.failure_count))
+                    .bind(millis(update.throttle.last_failure_at))
+                    .bind(millis(update.last_challenge_at))
+                    .bind(device.id.number())
+                    .bind(device.version)
+                    .bind(user_key)
+                    .bind(i64::from(limit))
+                    .bind(failures)
+            };
+        }
+        let (current, claimed, written) = match &mut conn.0 {
+            Held::Postgres(pooled, _) => {
+                let row = bound!(POSTGRES).fetch_one(&mut **pooled).await?;
+                let claimed: Option<i64> = row.try_get(1)?;
+                (
+                    row.try_get::<bool, _>(0)?,
+                    claimed,
+                    row.try_get::<bool, _>(2)?,
+                )
+            }
+            Held::Sqlite(pooled, _) => {
+                let _writing = self.sqlite_writes.lock().await;
+                let mut guard = CloseUnlessDone {
+                    pooled,
+                    done: false,
+                };
+                let rows = bound!(SQLITE).fetch_all(&mut **guard.pooled).await?;
+                guard.done = true;
+                let (mut current, mut claimed, mut written) = (false, None, false);
+                for row in &rows {
+                    let value: i64 = row.try_get(1)?;
+                    match row.try_get::<&str, _>(0)? {
+                        "current" => current = value == 1,
+                        "claim" => claimed = Some(value),
+                        "written" => written = value == 1,
+                        _ => {}
+                    }
+                }
+                (current, claimed, written)
+            }
+        };
+        let claimed = claimed.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        Ok(match (current, claimed, written) {
+            (false, _, _) => ClaimedWrite::Lost { claimed },
+            (true, None, _) => ClaimedWrite::BudgetExhausted,
+            (true, Some(account_failures), true) => ClaimedWrite::Written {
+                device: stored(device, update),
+                account_failures,
+            },
+            // Not expected with the row locked; handled as a lost race that kept its claim.
+            (true, Some(_), false) => ClaimedWrite::Lost { claimed },
+        })
     }
 
     /// Deletes a device; returns whether it existed.
@@ -531,16 +935,27 @@ impl Store {
 
     /// Counts one more failure of the account, atomically; returns the new count.
     pub(crate) async fn record_account_failure(&self, user_key: &str) -> Result<u32, Error> {
-        let failures: i64 = on_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "INSERT INTO otp_accounts (user_key, consecutive_failures) VALUES ($1, 1) \
-                 ON CONFLICT (user_key) DO UPDATE \
-                 SET consecutive_failures = otp_accounts.consecutive_failures + 1 \
-                 RETURNING consecutive_failures",
-            )
-            .bind(user_key)
-            .fetch_one(pool)
-            .await?
+        let mut conn = self.connection().await?;
+        let result = self.record_account_failure_on(&mut conn, user_key).await?;
+        conn.finish();
+        Ok(result)
+    }
+
+    /// [`Store::record_account_failure`] on `conn`.
+    pub(crate) async fn record_account_failure_on(
+        &self,
+        conn: &mut Conn,
+        user_key: &str,
+    ) -> Result<u32, Error> {
+        const SQL: &str = "INSERT INTO otp_accounts (user_key, consecutive_failures) \
+             VALUES ($1, 1) ON CONFLICT (user_key) DO UPDATE \
+             SET consecutive_failures = otp_accounts.consecutive_failures + 1 \
+             RETURNING consecutive_failures";
+        let failures: i64 = on_conn!(conn, |c| {
+            sqlx::query_scalar(SQL)
+                .bind(user_key)
+                .fetch_one(&mut *c)
+                .await?
         });
         Ok(u32::try_from(failures).unwrap_or(u32::MAX))
     }
@@ -557,18 +972,35 @@ impl Store {
         if limit == 0 {
             return Ok(None);
         }
-        let failures: Option<i64> = on_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "INSERT INTO otp_accounts (user_key, consecutive_failures) VALUES ($1, 1) \
-                 ON CONFLICT (user_key) DO UPDATE \
-                 SET consecutive_failures = otp_accounts.consecutive_failures + 1 \
-                 WHERE otp_accounts.consecutive_failures < $2 \
-                 RETURNING consecutive_failures",
-            )
-            .bind(user_key)
-            .bind(i64::from(limit))
-            .fetch_optional(pool)
-            .await?
+        let mut conn = self.connection().await?;
+        let result = self
+            .claim_account_attempt_on(&mut conn, user_key, limit)
+            .await?;
+        conn.finish();
+        Ok(result)
+    }
+
+    /// [`Store::claim_account_attempt`] on `conn`.
+    pub(crate) async fn claim_account_attempt_on(
+        &self,
+        conn: &mut Conn,
+        user_key: &str,
+        limit: u32,
+    ) -> Result<Option<u32>, Error> {
+        const SQL: &str = "INSERT INTO otp_accounts (user_key, consecutive_failures) \
+             VALUES ($1, 1) ON CONFLICT (user_key) DO UPDATE \
+             SET consecutive_failures = otp_accounts.consecutive_failures + 1 \
+             WHERE otp_accounts.consecutive_failures < $2 \
+             RETURNING consecutive_failures";
+        if limit == 0 {
+            return Ok(None);
+        }
+        let failures: Option<i64> = on_conn!(conn, |c| {
+            sqlx::query_scalar(SQL)
+                .bind(user_key)
+                .bind(i64::from(limit))
+                .fetch_optional(&mut *c)
+                .await?
         });
         Ok(failures.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
     }
@@ -590,19 +1022,41 @@ impl Store {
 
     /// Clears the account's failures.
     pub(crate) async fn reset_account(&self, user_key: &str) -> Result<(), Error> {
-        on_pool!(self, |pool| {
-            sqlx::query("UPDATE otp_accounts SET consecutive_failures = 0 WHERE user_key = $1 AND consecutive_failures <> 0")
-                .bind(user_key)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })?;
+        let mut conn = self.connection().await?;
+        self.reset_account_on(&mut conn, user_key).await?;
+        conn.finish();
+        Ok(())
+    }
+
+    /// [`Store::reset_account`] on `conn`.
+    pub(crate) async fn reset_account_on(
+        &self,
+        conn: &mut Conn,
+        user_key: &str,
+    ) -> Result<(), Error> {
+        const SQL: &str = "UPDATE otp_accounts SET consecutive_failures = 0 \
+             WHERE user_key = $1 AND consecutive_failures <> 0";
+        on_conn!(conn, |c| {
+            sqlx::query(SQL).bind(user_key).execute(&mut *c).await?;
+        });
         Ok(())
     }
 
     /// Closes the pool, waiting for connections to finish (checkpoints SQLite's WAL).
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await);
+        match &self.backend {
+            Backend::Sqlite(pool, reserve) => {
+                // The pool waits for every connection checked out, the reserve's too.
+                let closed = pool.close();
+                drop(reserve.close());
+                closed.await;
+            }
+            Backend::Postgres(pool, reserve) => {
+                let closed = pool.close();
+                drop(reserve.close());
+                closed.await;
+            }
+        }
     }
 }
 

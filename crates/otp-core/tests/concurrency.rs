@@ -2,7 +2,11 @@
 //! change, no row locks), on SQLite and PostgreSQL.
 //!
 //! Every scenario releases many tokio tasks together with a [`Barrier`] on a multi-thread
-//! runtime, so that they read the same device version and race for the same UPDATE. The
+//! runtime. Within one `Otp`, verifications of one device take turns (an optimisation that
+//! saves the losers' wasted reads and writes), so those races check the guarantee as a caller
+//! sees it; `several_instances_accept_a_code_once` races instances of their own on one
+//! database, like servers, whose tasks read the same device version and race for the same
+//! UPDATE. The
 //! clock is frozen, so throttling decisions do not depend on how long the race takes. Each
 //! race is bounded by [`RACE_TIMEOUT`]: a deadlock or an endless lock wait fails the test with
 //! the outcomes seen so far instead of hanging it.
@@ -10,8 +14,8 @@
 //! `match_token_accepts_a_code_once` and `failure_budget_is_not_overrun_by_concurrent_attempts`
 //! guard two bugs these races found: a miss of `match_token` counted twice on the account, and
 //! the account failure budget checked and charged in separate statements (so concurrent
-//! attempts got past it; each attempt now claims its slot atomically before its token is
-//! checked).
+//! attempts got past it; each attempt now claims its slot atomically, and its token's check
+//! takes effect only with the claim).
 
 mod common;
 
@@ -652,9 +656,15 @@ async fn several_instances_accept_a_code_once(db: TestDb) {
         .unwrap();
     let backup_code = codes[1].to_string();
 
+    let hotp_right = hotp_device(&servers[0], "dave").await;
     for (what, device, token) in [
         ("TOTP across servers", &totp, TOTP_STEP_3.to_owned()),
         ("backup code across servers", &backup, backup_code),
+        (
+            "HOTP across servers",
+            &hotp_right,
+            HOTP_COUNTER_0.to_owned(),
+        ),
     ] {
         let results = race(TASKS, |i| {
             let otp = servers[i % SERVERS].clone();
@@ -670,6 +680,7 @@ async fn several_instances_accept_a_code_once(db: TestDb) {
         assert_exactly_once(what, &tally, &after);
     }
     assert_eq!(stored(&env.otp, &totp.id).await.state()["last_step"], 3);
+    assert_eq!(stored(&env.otp, &hotp_right.id).await.state()["counter"], 1);
     assert_eq!(
         servers[1]
             .backup_codes_remaining(&stored(&env.otp, &backup.id).await)
@@ -842,6 +853,61 @@ async fn first_static_tokens_at_once_share_one_device(db: TestDb) {
     }
 }
 
+/// Verifications dropped at any point (a client that went away, a request timeout) leave no
+/// transaction open behind them: afterwards a verification completes at once, and a second
+/// pool on the same database sees exactly what the first one does. (SQLite's combined write
+/// is a batch of statements in one transaction; one dropped half-way must close its
+/// connection rather than go back to the pool with the transaction open.)
+async fn dropped_verifications_leave_no_transaction_open(db: TestDb) {
+    let url = db.url.clone();
+    let mut settings = no_throttle();
+    settings.failure_budget.limit = 1000;
+    let env = Env::with(db, settings, |b| b).await;
+    let device = totp_device(&env.otp, "alice").await;
+    let mut settled = 0;
+    for i in 0..200_u64 {
+        let otp = env.otp.clone();
+        let id = device.id.clone();
+        // Dropped after a varying share of its work, from nothing to all of it.
+        let attempt = async move { otp.verify_token("alice", &id, WRONG_CODE).await };
+        if let Ok(outcome) =
+            tokio::time::timeout(Duration::from_micros(i * 37 % 1500), attempt).await
+        {
+            assert!(
+                matches!(outcome, Ok(VerifyOutcome::Invalid { .. })),
+                "{outcome:?}"
+            );
+            settled += 1;
+        }
+    }
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        env.otp.verify_token("alice", &device.id, WRONG_CODE),
+    )
+    .await
+    .expect("a verification after the dropped ones must not wait for a lock");
+    assert!(
+        matches!(outcome, Ok(VerifyOutcome::Invalid { .. })),
+        "{outcome:?}"
+    );
+
+    let other = Otp::builder(Store::connect(&url).await.unwrap(), KeyRing::generate())
+        .build()
+        .unwrap();
+    let here = env.otp.account_failures("alice").await.unwrap();
+    assert_eq!(other.account_failures("alice").await.unwrap(), here);
+    assert_eq!(
+        other.device(&device.id).await.unwrap().unwrap().throttle,
+        stored(&env.otp, &device.id).await.throttle
+    );
+    // Every attempt that finished counted, and none counted twice.
+    assert!(
+        here > settled && here <= 201,
+        "{here} failures for {settled} settled attempts of 201"
+    );
+    other.store().close().await;
+}
+
 store_tests!(
     first_static_tokens_at_once_share_one_device,
     totp_code_is_accepted_once,
@@ -855,4 +921,5 @@ store_tests!(
     several_instances_accept_a_code_once,
     match_token_accepts_a_code_once,
     failure_budget_is_not_overrun_by_concurrent_attempts,
+    dropped_verifications_leave_no_transaction_open,
 );

@@ -564,6 +564,50 @@ fn fixture_tokens_match_the_reference() {
     }
 }
 
+/// A right code clears the failures of the account; one refused on a locked account changes
+/// neither the account nor the device (on PostgreSQL the claim and the device's write are one
+/// statement, all or nothing; on SQLite they are separate statements).
+async fn a_success_resets_the_account_and_a_locked_one_writes_nothing(db: TestDb) {
+    let mut settings = no_throttle();
+    settings.failure_budget.limit = 3;
+    let env = Env::with(db, settings, |b| b).await;
+    let totp = totp_device(&env, 1).await;
+    for expected in 1..=2 {
+        assert!(matches!(
+            verify(&env, &totp, "000000").await,
+            VerifyOutcome::Invalid { failure_count } if failure_count == expected
+        ));
+    }
+    assert_eq!(env.otp.account_failures("alice").await.unwrap(), 2);
+    assert!(verify(&env, &totp, TOTP_TOKENS[3]).await.is_verified());
+    assert_eq!(env.otp.account_failures("alice").await.unwrap(), 0);
+    let after_success = env.otp.device(&totp.id).await.unwrap().unwrap();
+    assert_eq!(after_success.throttle.failure_count, 0);
+
+    // Lock the account, then offer the next step's right code: refused, nothing written.
+    for _ in 0..3 {
+        verify(&env, &totp, "000000").await;
+    }
+    let locked = env.otp.device(&totp.id).await.unwrap().unwrap();
+    assert_eq!(env.otp.account_failures("alice").await.unwrap(), 3);
+    env.advance_ms(30_000);
+    assert!(matches!(
+        verify(&env, &totp, TOTP_TOKENS[4]).await,
+        VerifyOutcome::NotAllowed {
+            reason: NotAllowedReason::AccountLocked
+        }
+    ));
+    assert_eq!(env.otp.account_failures("alice").await.unwrap(), 3);
+    let unchanged = env.otp.device(&totp.id).await.unwrap().unwrap();
+    assert_eq!(unchanged.state(), locked.state());
+    assert_eq!(unchanged.throttle, locked.throttle);
+    assert_eq!(unchanged.last_used_at, locked.last_used_at);
+    // After an operator's reset, the same code works: it was not spent while locked.
+    env.otp.reset_account("alice").await.unwrap();
+    assert!(verify(&env, &totp, TOTP_TOKENS[4]).await.is_verified());
+    assert_eq!(env.otp.account_failures("alice").await.unwrap(), 0);
+}
+
 store_tests!(
     totp_single_step_without_tolerance,
     totp_tolerance_accepts_neighbours_in_increasing_order,
@@ -579,5 +623,6 @@ store_tests!(
     only_the_owner_and_only_confirmed_devices_verify,
     device_lists_follow_kind_order_and_confirmation,
     failure_budget_locks_until_recovery,
+    a_success_resets_the_account_and_a_locked_one_writes_nothing,
     rotation_reseals_every_secret,
 );

@@ -33,6 +33,8 @@
 //! | `otp verify --user U --device ID TOKEN` | `verified` |
 //! | `otp keys rotate` | how many devices were examined and re-sealed |
 //! | `otp serve [--addr IP:PORT] [--config FILE]` | `otp serve: listening on http://ADDR`, then serves until Ctrl-C or SIGTERM (see [`crate::app`]) |
+//! | `otp bench verify [--database-url URL] [--seconds S] [--clients N] [--shared-device] [--json]` | `verify_token: N ops/s (p50 X us, p99 Y us)` for wrong codes, then the same for right codes, on a fresh database (see `bench.rs`) |
+//! | `otp bench hotp [--seconds S] [--json]` | `hotp: N codes/s (p50 X us, p99 Y us)`, in process |
 //!
 //! `otp uri parse` prints, for example:
 //!
@@ -149,6 +151,7 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 
+mod bench;
 mod code;
 mod device;
 mod keys;
@@ -160,6 +163,7 @@ mod uri;
 mod user;
 mod verify;
 
+pub use bench::{BenchCommand, BenchHotpArgs, BenchVerifyArgs};
 pub use code::{CodeArgs, CodeKind, HotpCodeArgs, TotpCodeArgs};
 pub use device::{
     AddCommon, DeviceAddCommand, DeviceCommand, DeviceIdArgs, DeviceListArgs, EmailAddArgs,
@@ -276,6 +280,9 @@ pub enum Command {
     /// Run the reference server
     #[command(long_about = serve::LONG_ABOUT)]
     Serve(ServeArgs),
+    /// Measure throughput on this machine: verify_token against a fresh database, HOTP codes
+    #[command(subcommand, arg_required_else_help = false, long_about = bench::LONG_ABOUT)]
+    Bench(BenchCommand),
 }
 
 /// Where a command writes.
@@ -302,6 +309,7 @@ impl Command {
             Self::Verify(args) => verify::verify(args, global, streams),
             Self::Keys(command) => keys::run(command, global, streams),
             Self::Serve(args) => serve::run(args, global, streams),
+            Self::Bench(command) => bench::run(command, global, streams),
         }
     }
 }
