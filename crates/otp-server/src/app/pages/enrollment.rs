@@ -1293,6 +1293,26 @@ async fn confirm_page(
     confirm_response(&state, &owner, &device, StatusCode::OK, error, notice).await
 }
 
+/// The confirmation page of `device` again, showing why the last step was refused (with
+/// `Retry-After` when waiting helps).
+async fn refused_on_confirm_page(
+    state: &AppState,
+    owner: &Owner,
+    device: &Device,
+    refusal: &Refusal,
+) -> Result<Response, Error> {
+    let page = confirm_response(
+        state,
+        owner,
+        device,
+        refusal.status(),
+        Some(refusal.message()),
+        None,
+    )
+    .await?;
+    Ok(with_retry_after(page, refusal))
+}
+
 /// The confirmation page of `device`, with a status and messages.
 async fn confirm_response(
     state: &AppState,
@@ -1366,18 +1386,9 @@ async fn confirm_submit(
             Ok(list_with_notice("confirmed"))
         }
         Err(Failure::Refused(Refusal::NotFound)) => Ok(not_found(&state, &owner).await),
-        Err(Failure::Refused(refusal)) => Ok(with_retry_after(
-            confirm_response(
-                &state,
-                &owner,
-                &device,
-                refusal.status(),
-                Some(refusal.message()),
-                None,
-            )
-            .await?,
-            &refusal,
-        )),
+        Err(Failure::Refused(refusal)) => {
+            refused_on_confirm_page(&state, &owner, &device, &refusal).await
+        }
         Err(Failure::Server(err)) => Err(err),
     }
 }
@@ -1406,18 +1417,9 @@ async fn resend(
             confirm_response(&state, &owner, &device, StatusCode::OK, None, Some(notice)).await
         }
         Err(Failure::Refused(Refusal::AlreadyConfirmed)) => Ok(see_other(URLS.devices)),
-        Err(Failure::Refused(refusal)) => Ok(with_retry_after(
-            confirm_response(
-                &state,
-                &owner,
-                &device,
-                refusal.status(),
-                Some(refusal.message()),
-                None,
-            )
-            .await?,
-            &refusal,
-        )),
+        Err(Failure::Refused(refusal)) => {
+            refused_on_confirm_page(&state, &owner, &device, &refusal).await
+        }
         Err(Failure::Server(err)) => Err(err),
     }
 }
