@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool};
 
 use crate::{Device, DeviceId, Error, ThrottleState, Timestamp};
@@ -461,6 +461,50 @@ fn stored(device: &Device, update: DeviceUpdate) -> Device {
     }
 }
 
+/// Switches the SQLite file to WAL mode, which the file keeps, on one connection before the pool
+/// opens. Two processes switching a new file at once can deadlock on its locks, and SQLite then
+/// fails one of them at once (`SQLITE_BUSY`) instead of calling the busy handler: this waits and
+/// tries again, within the busy timeout.
+async fn switch_to_wal(options: &SqliteConnectOptions) -> Result<(), Error> {
+    use sqlx::{ConnectOptions, Connection};
+    let deadline = Instant::now() + SQLITE_BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let attempt = async {
+            let mut conn = options.connect().await?;
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+                .fetch_one(&mut conn)
+                .await?;
+            conn.close().await?;
+            Ok::<_, sqlx::Error>(mode)
+        }
+        .await;
+        match attempt {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(Error::Database(format!(
+                    "SQLite cannot use WAL mode for this file (it stays in {mode} mode)"
+                )));
+            }
+            Err(err) if is_sqlite_busy(&err) && Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Whether SQLite refused for a lock another connection holds (`SQLITE_BUSY` and its extended
+/// codes).
+fn is_sqlite_busy(err: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i64 = 5;
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .and_then(|code| code.parse::<i64>().ok())
+        .is_some_and(|code| code & 0xff == SQLITE_BUSY)
+}
+
 impl Store {
     /// Connects to the database at `url` (see [`DatabaseUrl`]). A SQLite file is created on
     /// first use and runs in WAL mode with `synchronous=NORMAL` and a 30-second busy timeout, so
@@ -505,10 +549,10 @@ impl Store {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true);
+        switch_to_wal(&options).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(SQLITE_CONNECTIONS)
             .acquire_timeout(SQLITE_BUSY_TIMEOUT)
