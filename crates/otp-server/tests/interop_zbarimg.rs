@@ -138,7 +138,8 @@ fn png_codes_decode_to_the_exact_uri() {
 
 #[test]
 fn svg_code_decodes_to_the_exact_uri() {
-    if !require_tool("zbarimg") {
+    // zbarimg reads SVG through ImageMagick, which hands it to `rsvg-convert`.
+    if !require_tool("zbarimg") || !require_tool("rsvg-convert") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -61,6 +61,7 @@ pub(crate) fn require_tool(name: &str) -> bool {
     }
     let package = match name {
         "zbarimg" => "zbar-tools",
+        "rsvg-convert" => "librsvg2-bin",
         other => other,
     };
     missing(
