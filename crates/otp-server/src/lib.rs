@@ -49,3 +49,4 @@
 
 pub mod app;
 pub mod cli;
+mod dates;

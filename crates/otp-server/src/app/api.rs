@@ -59,10 +59,10 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::app::pages::enrollment::{
-    self, Access, DeviceInfo, Failure, Owner, Refusal, SecretKind,
+    self, Access, DeviceInfo, Failure, Owner, Refusal, SecretKind, with_retry_after,
 };
 use crate::app::templates::URLS;
-use crate::app::{AppState, Error, no_store};
+use crate::app::{AppState, Error, Reply, Stop, no_store};
 
 /// The server's own JSON routes, nested at `/api/v1`.
 pub fn routes() -> Router<AppState> {
@@ -106,15 +106,10 @@ fn json_ok(status: StatusCode, body: serde_json::Value) -> Response {
 fn failure_response(failure: Failure) -> Response {
     match failure {
         Failure::Refused(Refusal::Flow(flow)) => flow.into_response(),
-        Failure::Refused(refusal) => {
-            let mut response = json_error(refusal.status(), refusal.code(), &refusal.message());
-            if let Some(seconds) = refusal.retry_after() {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            response
-        }
+        Failure::Refused(refusal) => with_retry_after(
+            json_error(refusal.status(), refusal.code(), &refusal.message()),
+            &refusal,
+        ),
         Failure::Server(err) => server_error(err),
     }
 }
@@ -211,13 +206,13 @@ fn bad_body() -> Response {
     )
 }
 
-/// The body as `T`; 400 if it is not. (The refusal is boxed: a `Response` is large.)
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
-    serde_json::from_slice(body).map_err(|_| Box::new(bad_body()))
+/// The body as `T`; 400 if it is not.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Stop> {
+    serde_json::from_slice(body).map_err(|_| bad_body().into())
 }
 
 /// The body as `T`, whose fields are all optional: an empty body is `T::default()`.
-fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Box<Response>> {
+fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Stop> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -230,12 +225,7 @@ async fn path_device(
     owner: &Owner,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Device, Response> {
-    let Ok(Path((kind, number))) = path else {
-        return Err(not_found());
-    };
-    let Some(id) = enrollment::parse_id(&kind, &number) else {
-        return Err(not_found());
-    };
+    let id = enrollment::path_id(path).ok_or_else(not_found)?;
     enrollment::find(state, owner, &id)
         .await
         .map_err(failure_response)
@@ -256,6 +246,12 @@ fn created(device: &Device, body: serde_json::Value) -> Response {
     response
 }
 
+/// A 200 with `device`, as in the list.
+fn device_ok(state: &AppState, device: &Device) -> Reply {
+    let info = DeviceInfo::new(state, device).map_err(server_error)?;
+    Ok(json_ok(StatusCode::OK, json!(info)))
+}
+
 /// The body of new backup codes. The codes' text is wiped when dropped.
 fn codes_body(device: &Device, codes: &[BackupCode]) -> serde_json::Value {
     let shown: Zeroizing<Vec<String>> =
@@ -263,34 +259,25 @@ fn codes_body(device: &Device, codes: &[BackupCode]) -> serde_json::Value {
     json!({ "id": device.id.to_string(), "name": device.name, "codes": *shown })
 }
 
-async fn list(State(state): State<AppState>, ApiOwner(owner): ApiOwner) -> Response {
-    let devices = match enrollment::devices(&state, &owner).await {
-        Ok(devices) => devices,
-        Err(err) => return server_error(err),
-    };
-    match devices
+async fn list(State(state): State<AppState>, ApiOwner(owner): ApiOwner) -> Reply {
+    let devices = enrollment::devices(&state, &owner)
+        .await
+        .map_err(server_error)?;
+    let infos = devices
         .iter()
         .map(|device| DeviceInfo::new(&state, device))
         .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(infos) => json_ok(StatusCode::OK, json!(infos)),
-        Err(err) => server_error(err),
-    }
+        .map_err(server_error)?;
+    Ok(json_ok(StatusCode::OK, json!(infos)))
 }
 
 async fn show(
     State(state): State<AppState>,
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Response {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(response) => return response,
-    };
-    match DeviceInfo::new(&state, &device) {
-        Ok(info) => json_ok(StatusCode::OK, json!(info)),
-        Err(err) => server_error(err),
-    }
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
+    device_ok(&state, &device)
 }
 
 #[derive(Default, Deserialize)]
@@ -304,7 +291,7 @@ async fn add_totp(
     _: JsonRequest,
     ApiOwner(owner): ApiOwner,
     body: Bytes,
-) -> Response {
+) -> Reply {
     add_secret_device(&state, &owner, &body, SecretKind::Totp).await
 }
 
@@ -313,7 +300,7 @@ async fn add_hotp(
     _: JsonRequest,
     ApiOwner(owner): ApiOwner,
     body: Bytes,
-) -> Response {
+) -> Reply {
     add_secret_device(&state, &owner, &body, SecretKind::Hotp).await
 }
 
@@ -322,26 +309,17 @@ async fn add_secret_device(
     owner: &Owner,
     body: &[u8],
     kind: SecretKind,
-) -> Response {
-    let request: NewDevice = match parse_optional(body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    let device =
-        match enrollment::create_secret_device(state, owner, kind, request.name.as_deref()).await {
-            Ok(device) => device,
-            Err(failure) => return failure_response(failure),
-        };
-    let uri = match enrollment::provisioning_uri(state, owner, &device) {
-        Ok(uri) => uri,
-        Err(failure) => return failure_response(failure),
-    };
-    let text = match uri.to_uri() {
-        Ok(text) => text,
-        Err(err) => return server_error(otp_core::Error::from(err).into()),
-    };
+) -> Reply {
+    let request: NewDevice = parse_optional(body)?;
+    let device = enrollment::create_secret_device(state, owner, kind, request.name.as_deref())
+        .await
+        .map_err(failure_response)?;
+    let uri = enrollment::provisioning_uri(state, owner, &device).map_err(failure_response)?;
+    let text = uri
+        .to_uri()
+        .map_err(|err| server_error(otp_core::Error::from(err).into()))?;
     let secret = uri.secret.to_base32();
-    created(
+    Ok(created(
         &device,
         json!({
             "id": device.id.to_string(),
@@ -350,7 +328,7 @@ async fn add_secret_device(
             "secret": secret.as_str(),
             "qr_svg_url": format!("{}/{}/qr.svg", URLS.devices, device.id),
         }),
-    )
+    ))
 }
 
 #[derive(Default, Deserialize)]
@@ -365,32 +343,25 @@ async fn add_email(
     _: JsonRequest,
     ApiOwner(owner): ApiOwner,
     body: Bytes,
-) -> Response {
-    let request: NewEmailDevice = match parse_optional(&body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
+) -> Reply {
+    let request: NewEmailDevice = parse_optional(&body)?;
     let address = request
         .email
         .or_else(|| owner.user.email.clone())
         .unwrap_or_default();
-    let device =
-        match enrollment::create_email_device(&state, &owner, &address, request.name.as_deref())
-            .await
-        {
-            Ok(device) => device,
-            Err(failure) => return failure_response(failure),
-        };
+    let device = enrollment::create_email_device(&state, &owner, &address, request.name.as_deref())
+        .await
+        .map_err(failure_response)?;
     // The device stays if the code did not go out: `challenge` sends another.
     let sent = match enrollment::send_code(&state, &owner, &device).await {
         Ok(_) => true,
         Err(Failure::Refused(_)) => false,
-        Err(Failure::Server(err)) => return server_error(err),
+        Err(Failure::Server(err)) => return Err(server_error(err).into()),
     };
-    created(
+    Ok(created(
         &device,
         json!({ "id": device.id.to_string(), "name": device.name, "sent": sent }),
-    )
+    ))
 }
 
 #[derive(Default, Deserialize)]
@@ -405,22 +376,13 @@ async fn add_backup_codes(
     _: JsonRequest,
     ApiOwner(mut owner): ApiOwner,
     body: Bytes,
-) -> Response {
-    let request: NewBackupCodes = match parse_optional(&body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    match enrollment::create_backup_codes(
-        &state,
-        &mut owner,
-        request.name.as_deref(),
-        request.count,
-    )
-    .await
-    {
-        Ok((device, codes)) => created(&device, codes_body(&device, &codes)),
-        Err(failure) => failure_response(failure),
-    }
+) -> Reply {
+    let request: NewBackupCodes = parse_optional(&body)?;
+    let (device, codes) =
+        enrollment::create_backup_codes(&state, &mut owner, request.name.as_deref(), request.count)
+            .await
+            .map_err(failure_response)?;
+    Ok(created(&device, codes_body(&device, &codes)))
 }
 
 /// Not `Debug`: it holds a code.
@@ -436,19 +398,13 @@ async fn confirm(
     ApiOwner(mut owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
-) -> Response {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(response) => return response,
-    };
-    let request: ConfirmRequest = match parse(&body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    match enrollment::confirm(&state, &mut owner, &device, &request.token).await {
-        Ok(_) => json_ok(StatusCode::OK, json!({ "confirmed": true })),
-        Err(failure) => failure_response(failure),
-    }
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
+    let request: ConfirmRequest = parse(&body)?;
+    enrollment::confirm(&state, &mut owner, &device, &request.token)
+        .await
+        .map_err(failure_response)?;
+    Ok(json_ok(StatusCode::OK, json!({ "confirmed": true })))
 }
 
 #[derive(Default, Deserialize)]
@@ -461,21 +417,16 @@ async fn challenge(
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
-) -> Response {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(response) => return response,
-    };
-    if let Err(response) = parse_optional::<Empty>(&body) {
-        return *response;
-    }
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
+    parse_optional::<Empty>(&body)?;
     if device.kind() != "email" {
-        return not_found();
+        return Err(not_found().into());
     }
-    match enrollment::send_code(&state, &owner, &device).await {
-        Ok(_) => json_ok(StatusCode::OK, json!({ "sent": true })),
-        Err(failure) => failure_response(failure),
-    }
+    enrollment::send_code(&state, &owner, &device)
+        .await
+        .map_err(failure_response)?;
+    Ok(json_ok(StatusCode::OK, json!({ "sent": true })))
 }
 
 #[derive(Default, Deserialize)]
@@ -490,19 +441,13 @@ async fn regenerate(
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
-) -> Response {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(response) => return response,
-    };
-    let request: RegenerateRequest = match parse_optional(&body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    match enrollment::regenerate_backup_codes(&state, &owner, &device, request.count).await {
-        Ok(codes) => json_ok(StatusCode::OK, codes_body(&device, &codes)),
-        Err(failure) => failure_response(failure),
-    }
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
+    let request: RegenerateRequest = parse_optional(&body)?;
+    let codes = enrollment::regenerate_backup_codes(&state, &owner, &device, request.count)
+        .await
+        .map_err(failure_response)?;
+    Ok(json_ok(StatusCode::OK, codes_body(&device, &codes)))
 }
 
 #[derive(Deserialize)]
@@ -517,23 +462,13 @@ async fn rename(
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
-) -> Response {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(response) => return response,
-    };
-    let request: RenameRequest = match parse(&body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    let renamed = match enrollment::rename(&state, &owner, &device, &request.name).await {
-        Ok(device) => device,
-        Err(failure) => return failure_response(failure),
-    };
-    match DeviceInfo::new(&state, &renamed) {
-        Ok(info) => json_ok(StatusCode::OK, json!(info)),
-        Err(err) => server_error(err),
-    }
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
+    let request: RenameRequest = parse(&body)?;
+    let renamed = enrollment::rename(&state, &owner, &device, &request.name)
+        .await
+        .map_err(failure_response)?;
+    device_ok(&state, &renamed)
 }
 
 async fn remove(
@@ -541,15 +476,12 @@ async fn remove(
     _: SameSite,
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Response {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(response) => return response,
-    };
-    match enrollment::remove(&state, &owner, &device).await {
-        Ok(()) => no_store(StatusCode::NO_CONTENT.into_response()),
-        Err(failure) => failure_response(failure),
-    }
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
+    enrollment::remove(&state, &owner, &device)
+        .await
+        .map_err(failure_response)?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
 // =============================================================================================

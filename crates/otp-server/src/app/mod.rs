@@ -282,6 +282,44 @@ impl AppState {
     }
 }
 
+/// A response that ends a handler early, so that `?` can return it: a refusal, or a failure
+/// as [`Error`]'s 500 (the JSON API maps its failures to JSON responses before `?`). Boxed: a
+/// `Response` is large.
+pub(crate) struct Stop(Box<Response>);
+
+impl IntoResponse for Stop {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+impl From<Response> for Stop {
+    fn from(response: Response) -> Self {
+        Self(Box::new(response))
+    }
+}
+
+impl From<Error> for Stop {
+    fn from(err: Error) -> Self {
+        err.into_response().into()
+    }
+}
+
+impl From<otp_core::Error> for Stop {
+    fn from(err: otp_core::Error) -> Self {
+        Error::from(err).into()
+    }
+}
+
+impl From<UserError> for Stop {
+    fn from(err: UserError) -> Self {
+        Error::from(err).into()
+    }
+}
+
+/// What a handler that ends early with `?` returns.
+pub(crate) type Reply = Result<Response, Stop>;
+
 /// `Cache-Control: no-store` on `response`.
 pub(crate) fn no_store(mut response: Response) -> Response {
     response

@@ -71,7 +71,7 @@ use std::fmt::Write as _;
 use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, FromRequestParts, Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, header};
@@ -80,12 +80,15 @@ use otp_core::{Device, DeviceId, HotpOptions, Timestamp, TotpOptions};
 use otp_oath::{Algorithm, Digits, HotpParams, Secret, TotpParams};
 use serde::{Deserialize, Serialize};
 
+use super::enrollment::otpauth_uri;
+use super::{bad_form, see_other};
 use crate::app::templates::URLS;
 use crate::app::users::parse_key;
 use crate::app::{
-    AppState, CurrentUser, Error, User, UserError, UserQuery, encode_query_value, no_store,
+    AppState, CurrentUser, Error, Reply, Stop, User, UserQuery, encode_query_value, no_store,
     wants_json,
 };
+use crate::dates::utc_minutes;
 
 /// The admin's home: the users.
 pub const ADMIN_URL: &str = URLS.admin;
@@ -218,45 +221,6 @@ fn json_refusal(code: &str, message: &str) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Plumbing.
 
-/// A response that ends a handler early: a refusal page, or a failure as a 500.
-struct Stop(Box<Response>);
-
-impl IntoResponse for Stop {
-    fn into_response(self) -> Response {
-        *self.0
-    }
-}
-
-impl From<Response> for Stop {
-    fn from(response: Response) -> Self {
-        Self(Box::new(response))
-    }
-}
-
-impl From<Error> for Stop {
-    fn from(err: Error) -> Self {
-        err.into_response().into()
-    }
-}
-
-impl From<otp_core::Error> for Stop {
-    fn from(err: otp_core::Error) -> Self {
-        Error::from(err).into()
-    }
-}
-
-impl From<UserError> for Stop {
-    fn from(err: UserError) -> Self {
-        Error::from(err).into()
-    }
-}
-
-type Reply = Result<Response, Stop>;
-
-fn see_other(to: &str) -> Response {
-    no_store(Redirect::to(to).into_response())
-}
-
 fn user_url(id: i64) -> String {
     format!("/admin/users/{id}")
 }
@@ -302,17 +266,7 @@ async fn checked_form<T: CsrfForm>(
     back: &str,
 ) -> Result<T, Stop> {
     let Ok(Form(form)) = form else {
-        return Err(Stop::from(
-            state
-                .error_page(
-                    otp,
-                    StatusCode::BAD_REQUEST,
-                    "The form could not be read",
-                    "The form that was sent is incomplete or malformed. Please try again.",
-                    Some(back),
-                )
-                .await,
-        ));
+        return Err(bad_form(state, otp, back).await.into());
     };
     state
         .check_form(otp, headers, form.csrf_token(), back)
@@ -384,6 +338,18 @@ async fn load_device(
     }
 }
 
+/// The outcome of a change to a loaded device: the 404 page if it is gone meanwhile.
+async fn still_there<T>(
+    state: &AppState,
+    otp: &OtpSession,
+    outcome: Result<T, otp_core::Error>,
+) -> Result<T, Stop> {
+    match outcome {
+        Err(otp_core::Error::DeviceNotFound) => Err(not_found(state, otp, "device").await),
+        outcome => Ok(outcome?),
+    }
+}
+
 /// Messages after a redirect, by the code in `?done=` (unknown codes show nothing, so no text
 /// of the URL reaches the page).
 fn done_message(code: Option<&str>) -> Option<String> {
@@ -409,24 +375,7 @@ struct DoneQuery {
 
 /// Unix time as `2024-05-01 12:34 UTC`.
 pub(crate) fn utc(at: Timestamp) -> String {
-    let secs = at.unix_secs();
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60
-    )
+    format!("{} UTC", utc_minutes(at.unix_secs()))
 }
 
 /// A short name of a kind for people.
@@ -448,29 +397,13 @@ fn has_uri(device: &Device) -> bool {
     matches!(device.kind(), "totp" | "hotp")
 }
 
-/// The otpauth:// URI of a TOTP or HOTP device, as the device pages make it: the account is
-/// the owner's username (the user key if nothing of it is left), the issuer `OTP_TOTP_ISSUER`
-/// (`OTP_HOTP_ISSUER`) or else the site name.
+/// The otpauth:// URI of a TOTP or HOTP device, as the device pages make it.
 fn uri_text(
     state: &AppState,
     owner: &User,
     device: &Device,
 ) -> Result<zeroize::Zeroizing<String>, otp_core::Error> {
-    let mut uri = state.otp().provisioning_uri(device)?;
-    // A label part may hold no colon and neither begin nor end with white space.
-    let account = owner.username.replace(':', "");
-    uri.account = match account.trim() {
-        "" => owner.key(),
-        account => account.to_owned(),
-    };
-    if uri.issuer.is_none() {
-        let site = state.config.site_name.replace(':', "");
-        let site = site.trim();
-        if !site.is_empty() {
-            uri.issuer = Some(site.to_owned());
-        }
-    }
-    Ok(uri.to_uri()?)
+    Ok(otpauth_uri(state, owner, device)?.to_uri()?)
 }
 
 /// One line of a device's settings.
@@ -971,6 +904,15 @@ fn parse_secret(text: &str) -> Result<Option<Secret>, Refused> {
     })
 }
 
+/// The fields TOTP and HOTP share: algorithm, digits and secret (the first refused is shown).
+fn parse_oath_fields(form: &NewDeviceForm) -> Result<(Algorithm, Digits, Option<Secret>), Refused> {
+    Ok((
+        parse_algorithm(&form.algorithm)?,
+        parse_digits(&form.digits)?,
+        parse_secret(&form.secret)?,
+    ))
+}
+
 /// What a created device shows once.
 enum Made {
     Uri(Device),
@@ -998,15 +940,9 @@ async fn make_device(
                     )));
                 }
             };
-            let (algorithm, digits, secret) = match (
-                parse_algorithm(&form.algorithm),
-                parse_digits(&form.digits),
-                parse_secret(&form.secret),
-            ) {
-                (Ok(a), Ok(d), Ok(s)) => (a, d, s),
-                (Err(refused), _, _) | (_, Err(refused), _) | (_, _, Err(refused)) => {
-                    return Ok(Err(refused));
-                }
+            let (algorithm, digits, secret) = match parse_oath_fields(form) {
+                Ok(fields) => fields,
+                Err(refused) => return Ok(Err(refused)),
             };
             let options = TotpOptions {
                 params: TotpParams::default()
@@ -1020,15 +956,9 @@ async fn make_device(
                 .map(Made::Uri)
         }
         "hotp" => {
-            let (algorithm, digits, secret) = match (
-                parse_algorithm(&form.algorithm),
-                parse_digits(&form.digits),
-                parse_secret(&form.secret),
-            ) {
-                (Ok(a), Ok(d), Ok(s)) => (a, d, s),
-                (Err(refused), _, _) | (_, Err(refused), _) | (_, _, Err(refused)) => {
-                    return Ok(Err(refused));
-                }
+            let (algorithm, digits, secret) = match parse_oath_fields(form) {
+                Ok(fields) => fields,
+                Err(refused) => return Ok(Err(refused)),
             };
             let options = HotpOptions {
                 params: HotpParams::default()
@@ -1187,23 +1117,16 @@ async fn edit_device(
     let form = checked_form(&state, &otp, &headers, form, ADMIN_URL).await?;
     let (device, account) = load_device(&state, &otp, &kind, &number).await?;
     let confirmed = form.confirmed.is_some();
-    match state
+    let updated = state
         .otp()
         .update_device(&device.id, Some(form.name.trim()), Some(confirmed))
-        .await
-    {
-        Ok(_) => {}
-        Err(otp_core::Error::InvalidDeviceName) => {
-            let mut page = state.page(&otp).await?;
-            page.error =
-                Some("The name must be 1 to 64 characters without control characters.".into());
-            return render_device(&state, &page, StatusCode::BAD_REQUEST, &account, &device);
-        }
-        Err(otp_core::Error::DeviceNotFound) => {
-            return Err(not_found(&state, &otp, "device").await);
-        }
-        Err(err) => return Err(err.into()),
+        .await;
+    if let Err(otp_core::Error::InvalidDeviceName) = updated {
+        let mut page = state.page(&otp).await?;
+        page.error = Some("The name must be 1 to 64 characters without control characters.".into());
+        return render_device(&state, &page, StatusCode::BAD_REQUEST, &account, &device);
     }
+    still_there(&state, &otp, updated).await?;
     tracing::info!(admin = %me.key(), user = %account.key(), device = %device.id, confirmed, "admin changed a device");
     Ok(see_other(&format!("{}?done=saved", device_url(&device.id))))
 }
@@ -1217,13 +1140,7 @@ async fn reset_throttle(
 ) -> Reply {
     let form = checked_form(&state, &otp, &headers, form, ADMIN_URL).await?;
     let (device, account) = load_device(&state, &otp, &kind, &number).await?;
-    match state.otp().reset_throttle(&device.id).await {
-        Ok(_) => {}
-        Err(otp_core::Error::DeviceNotFound) => {
-            return Err(not_found(&state, &otp, "device").await);
-        }
-        Err(err) => return Err(err.into()),
-    }
+    still_there(&state, &otp, state.otp().reset_throttle(&device.id).await).await?;
     tracing::info!(admin = %me.key(), user = %account.key(), device = %device.id, "admin cleared a device's throttling");
     let back = match form.back.as_deref() {
         Some("device") => device_url(&device.id),
@@ -1259,13 +1176,7 @@ async fn delete_device(
 ) -> Reply {
     checked_form(&state, &otp, &headers, form, ADMIN_URL).await?;
     let (device, account) = load_device(&state, &otp, &kind, &number).await?;
-    match state.otp().remove_device(&device.id).await {
-        Ok(()) => {}
-        Err(otp_core::Error::DeviceNotFound) => {
-            return Err(not_found(&state, &otp, "device").await);
-        }
-        Err(err) => return Err(err.into()),
-    }
+    still_there(&state, &otp, state.otp().remove_device(&device.id).await).await?;
     tracing::info!(admin = %me.key(), user = %account.key(), device = %device.id, "admin deleted a device");
     Ok(see_other(&format!("{}?done=deleted", user_url(account.id))))
 }

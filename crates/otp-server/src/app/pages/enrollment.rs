@@ -81,7 +81,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::{bad_form, see_other};
 use crate::app::templates::{DEVICES_CSS, URLS};
-use crate::app::{AppState, CurrentUser, Error, User, encode_query_value, no_store};
+use crate::app::{AppState, CurrentUser, Error, Reply, User, encode_query_value, no_store};
+use crate::dates::utc_minutes;
 
 /// How recent the session's verification must be to remove the last confirmed device or to
 /// make new backup codes: 5 minutes.
@@ -499,8 +500,8 @@ pub(crate) async fn create_secret_device(
     Ok(device)
 }
 
-/// The `otpauth://` URI of an unconfirmed TOTP or HOTP device of the user: the account is
-/// the username, the issuer `OTP_TOTP_ISSUER` (`OTP_HOTP_ISSUER`) or else the site name.
+/// The `otpauth://` URI of an unconfirmed TOTP or HOTP device of the user; see
+/// [`otpauth_uri`].
 ///
 /// # Errors
 ///
@@ -513,11 +514,26 @@ pub(crate) fn provisioning_uri(
     if device.confirmed || device.user_key != owner.key() {
         return Err(Refusal::NotFound.into());
     }
+    Ok(otpauth_uri(state, &owner.user, device)?)
+}
+
+/// The `otpauth://` URI of a TOTP or HOTP device of `user` (here and in the admin): the
+/// account is the username (the user key if nothing of it is left), the issuer
+/// `OTP_TOTP_ISSUER` (`OTP_HOTP_ISSUER`) or else the site name.
+///
+/// # Errors
+///
+/// A device of another kind; broken stored state.
+pub(crate) fn otpauth_uri(
+    state: &AppState,
+    user: &User,
+    device: &Device,
+) -> Result<OtpAuthUri, otp_core::Error> {
     let mut uri = state.otp().provisioning_uri(device)?;
     // A label part may not hold a colon nor begin or end with white space.
-    let account = owner.user.username.replace(':', "");
+    let account = user.username.replace(':', "");
     uri.account = match account.trim() {
-        "" => owner.key(),
+        "" => user.key(),
         account => account.to_owned(),
     };
     if uri.issuer.is_none() {
@@ -867,6 +883,11 @@ fn device_url(id: &DeviceId) -> String {
     format!("{}/{id}", URLS.devices)
 }
 
+/// The confirmation page of a device.
+fn confirm_url(id: &DeviceId) -> String {
+    format!("{}/confirm", device_url(id))
+}
+
 /// `/account/devices?done=WHAT`, which shows a fixed notice.
 fn list_with_notice(done: &str) -> Response {
     see_other(&format!("{}?done={done}", URLS.devices))
@@ -882,33 +903,6 @@ fn done_notice(done: &str) -> Option<&'static str> {
         "removed" => "The device was removed.",
         _ => return None,
     })
-}
-
-/// A date and time for people, in UTC (the table's headings say so): `2026-11-26 03:23`.
-fn format_utc(at: Timestamp) -> String {
-    let secs = at.unix_secs();
-    let (days, in_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        in_day / 3600,
-        in_day % 3600 / 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], from March
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// A device as the list shows it.
@@ -934,8 +928,9 @@ impl DeviceView {
         Ok(Self {
             info: DeviceInfo::new(state, device)?,
             kind_label: kind_label(device.kind()).to_owned(),
-            created: format_utc(device.created_at),
-            last_used: device.last_used_at.map(format_utc),
+            // In UTC: the table's headings say so.
+            created: utc_minutes(device.created_at.unix_secs()),
+            last_used: device.last_used_at.map(|at| utc_minutes(at.unix_secs())),
             confirm_url: confirmable.then(|| format!("{url}/confirm")),
             last_confirmed: device.confirmed && confirmed == 1,
             url,
@@ -971,7 +966,7 @@ async fn read_form(
 }
 
 /// The device id of the path; `None` for a malformed one.
-fn path_id(path: Result<Path<(String, String)>, PathRejection>) -> Option<DeviceId> {
+pub(crate) fn path_id(path: Result<Path<(String, String)>, PathRejection>) -> Option<DeviceId> {
     let Path((kind, number)) = path.ok()?;
     parse_id(&kind, &number)
 }
@@ -1006,7 +1001,7 @@ async fn path_device(
 }
 
 /// Adds `Retry-After` when waiting helps.
-fn with_retry_after(mut response: Response, refusal: &Refusal) -> Response {
+pub(crate) fn with_retry_after(mut response: Response, refusal: &Refusal) -> Response {
     if let Some(seconds) = refusal.retry_after() {
         response
             .headers_mut()
@@ -1022,7 +1017,7 @@ async fn devices_page(
     status: StatusCode,
     error: Option<String>,
     notice: Option<String>,
-) -> Result<Response, Error> {
+) -> Reply {
     let devices = devices(state, owner).await?;
     let confirmed = devices.iter().filter(|device| device.confirmed).count();
     let views = devices
@@ -1051,14 +1046,10 @@ async fn devices_page(
 
 /// What a refused action on the list shows: the list with the message, the verification page
 /// for a stale session, the 404 page for a device that is not the user's.
-async fn refused_on_list(
-    state: &AppState,
-    owner: &Owner,
-    failure: Failure,
-) -> Result<Response, Error> {
+async fn refused_on_list(state: &AppState, owner: &Owner, failure: Failure) -> Reply {
     let refusal = match failure {
         Failure::Refused(refusal) => refusal,
-        Failure::Server(err) => return Err(err),
+        Failure::Server(err) => return Err(err.into()),
     };
     Ok(match refusal {
         Refusal::NotFound => not_found(state, owner).await,
@@ -1087,7 +1078,7 @@ async fn list_page(
     State(state): State<AppState>,
     owner: Owner,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Response, Error> {
+) -> Reply {
     let notice = query
         .ok()
         .and_then(|Query(query)| done_notice(&query.done))
@@ -1100,7 +1091,7 @@ async fn add_totp(
     owner: Owner,
     headers: HeaderMap,
     form: Result<Form<DeviceForm>, FormRejection>,
-) -> Result<Response, Error> {
+) -> Reply {
     add_secret_device(state, owner, headers, form, SecretKind::Totp).await
 }
 
@@ -1109,7 +1100,7 @@ async fn add_hotp(
     owner: Owner,
     headers: HeaderMap,
     form: Result<Form<DeviceForm>, FormRejection>,
-) -> Result<Response, Error> {
+) -> Reply {
     add_secret_device(state, owner, headers, form, SecretKind::Hotp).await
 }
 
@@ -1119,13 +1110,10 @@ async fn add_secret_device(
     headers: HeaderMap,
     form: Result<Form<DeviceForm>, FormRejection>,
     kind: SecretKind,
-) -> Result<Response, Error> {
-    let form = match read_form(&state, &owner, &headers, form, URLS.devices).await {
-        Ok(form) => form,
-        Err(refused) => return Ok(refused),
-    };
+) -> Reply {
+    let form = read_form(&state, &owner, &headers, form, URLS.devices).await?;
     match create_secret_device(&state, &owner, kind, Some(&form.name)).await {
-        Ok(device) => Ok(see_other(&format!("{}/confirm", device_url(&device.id)))),
+        Ok(device) => Ok(see_other(&confirm_url(&device.id))),
         Err(failure) => refused_on_list(&state, &owner, failure).await,
     }
 }
@@ -1135,21 +1123,18 @@ async fn add_email(
     owner: Owner,
     headers: HeaderMap,
     form: Result<Form<DeviceForm>, FormRejection>,
-) -> Result<Response, Error> {
-    let form = match read_form(&state, &owner, &headers, form, URLS.devices).await {
-        Ok(form) => form,
-        Err(refused) => return Ok(refused),
-    };
+) -> Reply {
+    let form = read_form(&state, &owner, &headers, form, URLS.devices).await?;
     let device = match create_email_device(&state, &owner, &form.email, Some(&form.name)).await {
         Ok(device) => device,
         Err(failure) => return refused_on_list(&state, &owner, failure).await,
     };
-    let confirm_url = format!("{}/confirm", device_url(&device.id));
+    let url = confirm_url(&device.id);
     match send_code(&state, &owner, &device).await {
-        Ok(_) => Ok(see_other(&format!("{confirm_url}?sent=1"))),
+        Ok(_) => Ok(see_other(&format!("{url}?sent=1"))),
         // The device stays: its page offers to send again.
-        Err(Failure::Refused(_)) => Ok(see_other(&format!("{confirm_url}?unsent=1"))),
-        Err(Failure::Server(err)) => Err(err),
+        Err(Failure::Refused(_)) => Ok(see_other(&format!("{url}?unsent=1"))),
+        Err(Failure::Server(err)) => Err(err.into()),
     }
 }
 
@@ -1160,7 +1145,7 @@ async fn codes_page(
     device: &Device,
     codes: &[BackupCode],
     replaced: bool,
-) -> Result<Response, Error> {
+) -> Reply {
     let shown: Vec<Zeroizing<String>> = codes
         .iter()
         .map(|code| Zeroizing::new(code.to_string()))
@@ -1188,11 +1173,8 @@ async fn add_backup_codes(
     mut owner: Owner,
     headers: HeaderMap,
     form: Result<Form<DeviceForm>, FormRejection>,
-) -> Result<Response, Error> {
-    let form = match read_form(&state, &owner, &headers, form, URLS.devices).await {
-        Ok(form) => form,
-        Err(refused) => return Ok(refused),
-    };
+) -> Reply {
+    let form = read_form(&state, &owner, &headers, form, URLS.devices).await?;
     match create_backup_codes(&state, &mut owner, Some(&form.name), None).await {
         Ok((device, codes)) => codes_page(&state, &owner, &device, &codes, false).await,
         Err(failure) => refused_on_list(&state, &owner, failure).await,
@@ -1205,14 +1187,9 @@ async fn regenerate(
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     form: Result<Form<DeviceForm>, FormRejection>,
-) -> Result<Response, Error> {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(refused) => return Ok(refused),
-    };
-    if let Err(refused) = read_form(&state, &owner, &headers, form, URLS.devices).await {
-        return Ok(refused);
-    }
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
+    read_form(&state, &owner, &headers, form, URLS.devices).await?;
     match regenerate_backup_codes(&state, &owner, &device, None).await {
         Ok(codes) => codes_page(&state, &owner, &device, &codes, true).await,
         Err(failure) => refused_on_list(&state, &owner, failure).await,
@@ -1223,11 +1200,8 @@ async fn codes_txt(
     State(state): State<AppState>,
     owner: Owner,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Response, Error> {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(refused) => return Ok(refused),
-    };
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
     let Some(new) = take_codes(owner.otp.session(), &device.id).await? else {
         return Ok(state
             .error_page(
@@ -1274,11 +1248,8 @@ async fn confirm_page(
     owner: Owner,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<ConfirmQuery>, QueryRejection>,
-) -> Result<Response, Error> {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(refused) => return Ok(refused),
-    };
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
     if device.confirmed {
         return Ok(see_other(URLS.devices));
     }
@@ -1300,7 +1271,7 @@ async fn refused_on_confirm_page(
     owner: &Owner,
     device: &Device,
     refusal: &Refusal,
-) -> Result<Response, Error> {
+) -> Reply {
     let page = confirm_response(
         state,
         owner,
@@ -1321,7 +1292,7 @@ async fn confirm_response(
     status: StatusCode,
     error: Option<String>,
     notice: Option<String>,
-) -> Result<Response, Error> {
+) -> Reply {
     if !CONFIRMABLE.contains(&device.kind()) {
         return Ok(not_found(state, owner).await);
     }
@@ -1342,7 +1313,7 @@ async fn confirm_response(
         let uri = match provisioning_uri(state, owner, device) {
             Ok(uri) => uri,
             Err(Failure::Refused(_)) => return Ok(not_found(state, owner).await),
-            Err(Failure::Server(err)) => return Err(err),
+            Err(Failure::Server(err)) => return Err(err.into()),
         };
         let text = uri.to_uri().map_err(otp_core::Error::from)?;
         let secret = uri.secret.to_base32();
@@ -1371,16 +1342,9 @@ async fn confirm_submit(
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     form: Result<Form<DeviceForm>, FormRejection>,
-) -> Result<Response, Error> {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(refused) => return Ok(refused),
-    };
-    let back_url = format!("{}/confirm", device_url(&device.id));
-    let form = match read_form(&state, &owner, &headers, form, &back_url).await {
-        Ok(form) => form,
-        Err(refused) => return Ok(refused),
-    };
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
+    let form = read_form(&state, &owner, &headers, form, &confirm_url(&device.id)).await?;
     match confirm(&state, &mut owner, &device, &form.token).await {
         Ok(_) | Err(Failure::Refused(Refusal::AlreadyConfirmed)) => {
             Ok(list_with_notice("confirmed"))
@@ -1389,7 +1353,7 @@ async fn confirm_submit(
         Err(Failure::Refused(refusal)) => {
             refused_on_confirm_page(&state, &owner, &device, &refusal).await
         }
-        Err(Failure::Server(err)) => Err(err),
+        Err(Failure::Server(err)) => Err(err.into()),
     }
 }
 
@@ -1399,15 +1363,9 @@ async fn resend(
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     form: Result<Form<DeviceForm>, FormRejection>,
-) -> Result<Response, Error> {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(refused) => return Ok(refused),
-    };
-    let back_url = format!("{}/confirm", device_url(&device.id));
-    if let Err(refused) = read_form(&state, &owner, &headers, form, &back_url).await {
-        return Ok(refused);
-    }
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
+    read_form(&state, &owner, &headers, form, &confirm_url(&device.id)).await?;
     if device.kind() != "email" {
         return Ok(not_found(&state, &owner).await);
     }
@@ -1420,7 +1378,7 @@ async fn resend(
         Err(Failure::Refused(refusal)) => {
             refused_on_confirm_page(&state, &owner, &device, &refusal).await
         }
-        Err(Failure::Server(err)) => Err(err),
+        Err(Failure::Server(err)) => Err(err.into()),
     }
 }
 
@@ -1461,15 +1419,9 @@ async fn rename_submit(
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     form: Result<Form<DeviceForm>, FormRejection>,
-) -> Result<Response, Error> {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(refused) => return Ok(refused),
-    };
-    let form = match read_form(&state, &owner, &headers, form, URLS.devices).await {
-        Ok(form) => form,
-        Err(refused) => return Ok(refused),
-    };
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
+    let form = read_form(&state, &owner, &headers, form, URLS.devices).await?;
     match rename(&state, &owner, &device, &form.name).await {
         Ok(_) => Ok(list_with_notice("renamed")),
         Err(failure) => refused_on_list(&state, &owner, failure).await,
@@ -1482,14 +1434,9 @@ async fn remove_submit(
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     form: Result<Form<DeviceForm>, FormRejection>,
-) -> Result<Response, Error> {
-    let device = match path_device(&state, &owner, path).await {
-        Ok(device) => device,
-        Err(refused) => return Ok(refused),
-    };
-    if let Err(refused) = read_form(&state, &owner, &headers, form, URLS.devices).await {
-        return Ok(refused);
-    }
+) -> Reply {
+    let device = path_device(&state, &owner, path).await?;
+    read_form(&state, &owner, &headers, form, URLS.devices).await?;
     match remove(&state, &owner, &device).await {
         Ok(()) => Ok(list_with_notice("removed")),
         Err(failure) => refused_on_list(&state, &owner, failure).await,
@@ -1499,21 +1446,6 @@ async fn remove_submit(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_utc_calendar_dates() {
-        let cases = [
-            (0, "1970-01-01 00:00"),
-            (951_782_400, "2000-02-29 00:00"),
-            (1_700_000_000, "2023-11-14 22:13"),
-            (1_709_251_199, "2024-02-29 23:59"),
-            (4_102_444_800, "2100-01-01 00:00"),
-            (-1, "1969-12-31 23:59"),
-        ];
-        for (secs, text) in cases {
-            assert_eq!(format_utc(Timestamp::from_unix_secs(secs)), text, "{secs}");
-        }
-    }
 
     #[test]
     fn ids_take_two_segments_and_the_strict_grammar() {
