@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use otp_core::{DeviceId, TotpOptions, VerifyOutcome};
+use otp_core::{Device, DeviceId, VerifyOutcome};
 use otp_oath::{Secret, Totp, TotpParams};
 use otp_server::app::{self, AppState, NewUser, ServerConfig, User};
 use tower::ServiceExt;
@@ -30,50 +30,19 @@ struct Db {
 
 /// Runs `test` on a database from `db`, in a runtime of its own (the PostgreSQL database is
 /// created and dropped outside it).
-fn run<F, Fut>(db: common::TestDb, test: F)
+fn run<F, Fut>(db: &mut common::TestDb, test: F)
 where
     F: FnOnce(Db) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let config = Db {
+    common::block_on(test(Db {
         url: db.url.clone(),
         secret_key: db.is_postgres().then(|| db.keys()),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(test(config));
-    drop(runtime);
-    drop(db);
+    }));
 }
 
-/// Each listed `async fn(Db)` against a SQLite file and a fresh PostgreSQL database.
-macro_rules! admin_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    super::run(crate::common::TestDb::sqlite(), super::$name);
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(db) = crate::common::TestDb::postgres() {
-                        super::run(db, super::$name);
-                    }
-                }
-            )*
-        }
-    };
-}
-
-admin_tests!(
+crate::database_tests!(
+    run: run;
     access_is_for_verified_staff_only,
     users_are_searched_and_paged,
     devices_of_every_kind_are_created_for_another_user,
@@ -121,19 +90,48 @@ impl World {
     /// A confirmed TOTP device of `user` with a secret made from `seed`.
     async fn totp(&self, user: &User, seed: u8) -> (DeviceId, Secret) {
         let secret = Secret::from_bytes(&[seed; 20]).unwrap();
-        let device = self
-            .state
-            .otp()
-            .create_totp_device(
-                &user.key(),
-                "Phone",
-                Some(secret.clone()),
-                TotpOptions::default(),
-                true,
-            )
-            .await
-            .unwrap();
+        let device = common::add_phone(self.state.otp(), &user.key(), &secret).await;
         (device.id, secret)
+    }
+
+    /// A confirmed HOTP device "Token" of `user`.
+    async fn hotp(&self, user: &User) -> DeviceId {
+        self.state
+            .otp()
+            .create_hotp_device(&user.key(), "Token", None, Default::default(), true)
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// A confirmed email device "Mail" of the user key `owner`.
+    async fn email(&self, owner: &str, address: &str) -> DeviceId {
+        self.state
+            .otp()
+            .create_email_device(owner, "Mail", address, true)
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// The devices of `user_key`.
+    async fn devices(&self, user_key: &str) -> Vec<Device> {
+        self.state
+            .otp()
+            .devices_for_user(user_key, None)
+            .await
+            .unwrap()
+    }
+
+    /// Whether the user `id` is staff now.
+    async fn is_staff(&self, id: i64) -> bool {
+        self.state
+            .users
+            .find_by_id(id)
+            .await
+            .unwrap()
+            .expect("the user")
+            .is_staff
     }
 
     /// A client logged in as `username` with the password (and no second factor yet).
@@ -202,6 +200,13 @@ impl Reply {
     fn assert(&self, status: StatusCode) -> &Self {
         assert_eq!(self.status, status, "{}", self.body);
         self
+    }
+
+    /// Asserts a redirect (303) to `location`.
+    #[track_caller]
+    fn assert_redirect(&self, location: impl AsRef<str>) {
+        assert_eq!(self.status, StatusCode::SEE_OTHER, "{}", self.body);
+        assert_eq!(self.location(), location.as_ref());
     }
 
     #[track_caller]
@@ -285,16 +290,11 @@ impl Browser {
     }
 
     async fn post_from(&mut self, path: &str, fields: &[(&str, &str)], origin: &str) -> Reply {
-        let body = fields
-            .iter()
-            .map(|(key, value)| format!("{}={}", form_encode(key), form_encode(value)))
-            .collect::<Vec<_>>()
-            .join("&");
         self.send(
             Request::post(path)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .header(header::ORIGIN, origin)
-                .body(Body::from(body))
+                .body(Body::from(common::form_body(fields)))
                 .unwrap(),
         )
         .await
@@ -306,6 +306,21 @@ impl Browser {
         let mut fields = fields.to_vec();
         fields.push(("csrf_token", &token));
         self.post(path, &fields).await
+    }
+
+    /// The form of `page` posted back to it.
+    async fn fill_in(&mut self, page: &str, fields: &[(&str, &str)]) -> Reply {
+        self.submit(page, page, fields).await
+    }
+
+    /// The staff flag of the user of `user_page` set to `value`.
+    async fn set_staff(&mut self, user_page: &str, value: &str) -> Reply {
+        self.submit(
+            user_page,
+            &format!("{user_page}/staff"),
+            &[("is_staff", value)],
+        )
+        .await
     }
 
     async fn post_json(&mut self, path: &str, value: &serde_json::Value) -> Reply {
@@ -329,20 +344,6 @@ impl Browser {
             .await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     }
-}
-
-fn form_encode(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(char::from(byte));
-            }
-            b' ' => out.push('+'),
-            other => out.push_str(&format!("%{other:02X}")),
-        }
-    }
-    out
 }
 
 fn device_path(id: &DeviceId) -> String {
@@ -383,11 +384,7 @@ async fn access_is_for_verified_staff_only(db: Db) {
     // Nobody logged in: to the login page (browsers), 401 (JSON).
     let mut anonymous = Browser::new(&world.router);
     let reply = anonymous.get("/admin/users/1?x=1").await;
-    assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        reply.location(),
-        "/account/login?next=/admin/users/1%3Fx%3D1"
-    );
+    reply.assert_redirect("/account/login?next=/admin/users/1%3Fx%3D1");
     let reply = anonymous.get_json("/admin").await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.json()["error"], "login_required");
@@ -413,16 +410,14 @@ async fn access_is_for_verified_staff_only(db: Db) {
     // Staff with a device, session not verified: to the verification page, refused until then.
     let (device, secret) = world.totp(&staff, 7).await;
     let reply = browser.get("/admin/users/1").await;
-    assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    assert_eq!(reply.location(), "/account/verify?next=/admin/users/1");
+    reply.assert_redirect("/account/verify?next=/admin/users/1");
     let reply = browser.get_json("/admin").await;
     reply.assert(StatusCode::FORBIDDEN);
     assert_eq!(reply.json()["error"], "otp_required");
     let reply = browser
         .post("/admin/users/2/reset-account", &[("csrf_token", "x")])
         .await;
-    assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    assert_eq!(reply.location(), "/account/verify?next=/admin");
+    reply.assert_redirect("/account/verify?next=/admin");
 
     // Verified: allowed.
     browser.verify(&device, &secret).await;
@@ -447,12 +442,7 @@ async fn users_are_searched_and_paged(db: Db) {
         world.user(&format!("user{n:02}"), None, false).await;
     }
     world.totp(&alice, 1).await;
-    world
-        .state
-        .otp()
-        .create_email_device(&alice.key(), "Mail", "alice@example.com", true)
-        .await
-        .unwrap();
+    world.email(&alice.key(), "alice@example.com").await;
 
     // 27 users: two pages.
     let reply = browser.get("/admin").await;
@@ -520,8 +510,7 @@ async fn devices_of_every_kind_are_created_for_another_user(db: Db) {
     // TOTP: the URI and the QR code, once.
     let new_totp = format!("{user_page}/devices/new/totp");
     let reply = browser
-        .submit(
-            &new_totp,
+        .fill_in(
             &new_totp,
             &[
                 ("name", "Work phone"),
@@ -546,8 +535,7 @@ async fn devices_of_every_kind_are_created_for_another_user(db: Db) {
     let new_hotp = format!("{user_page}/devices/new/hotp");
     let secret = common::base32(&[0x42; 20]);
     let reply = browser
-        .submit(
-            &new_hotp,
+        .fill_in(
             &new_hotp,
             &[
                 ("name", "Token"),
@@ -566,8 +554,7 @@ async fn devices_of_every_kind_are_created_for_another_user(db: Db) {
     let page = browser.get(&new_email).await;
     assert!(page.body.contains("value=\"alice@example.com\""));
     let reply = browser
-        .submit(
-            &new_email,
+        .fill_in(
             &new_email,
             &[
                 ("name", "Mail"),
@@ -582,11 +569,7 @@ async fn devices_of_every_kind_are_created_for_another_user(db: Db) {
     // Backup codes: shown once, and they work.
     let new_static = format!("{user_page}/devices/new/static");
     let reply = browser
-        .submit(
-            &new_static,
-            &new_static,
-            &[("name", "Backup"), ("count", "3")],
-        )
+        .fill_in(&new_static, &[("name", "Backup"), ("count", "3")])
         .await;
     reply.assert(StatusCode::CREATED);
     let codes: Vec<String> = reply
@@ -597,12 +580,7 @@ async fn devices_of_every_kind_are_created_for_another_user(db: Db) {
         .collect();
     assert_eq!(codes.len(), 3, "{}", reply.body);
 
-    let devices = world
-        .state
-        .otp()
-        .devices_for_user(&alice.key(), None)
-        .await
-        .unwrap();
+    let devices = world.devices(&alice.key()).await;
     let summary: Vec<_> = devices
         .iter()
         .map(|d| (d.kind().to_owned(), d.name.clone(), d.confirmed))
@@ -637,11 +615,7 @@ async fn devices_of_every_kind_are_created_for_another_user(db: Db) {
 
     // Refused values: the form again with a message, nothing made.
     let reply = browser
-        .submit(
-            &new_email,
-            &new_email,
-            &[("name", "Mail"), ("email", "not an address")],
-        )
+        .fill_in(&new_email, &[("name", "Mail"), ("email", "not an address")])
         .await;
     reply.assert(StatusCode::BAD_REQUEST);
     assert!(reply.body.contains("The email address is not valid."));
@@ -693,22 +667,16 @@ async fn devices_of_every_kind_are_created_for_another_user(db: Db) {
             "The secret must be",
         ),
     ] {
-        let reply = browser.submit(&new_totp, &new_totp, &fields).await;
+        let reply = browser.fill_in(&new_totp, &fields).await;
         reply.assert(StatusCode::BAD_REQUEST);
         assert!(reply.body.contains(message), "{message}: {}", reply.body);
         assert!(!reply.body.contains("otpauth://"));
     }
     let reply = browser
-        .submit(&new_static, &new_static, &[("name", "B"), ("count", "101")])
+        .fill_in(&new_static, &[("name", "B"), ("count", "101")])
         .await;
     reply.assert(StatusCode::BAD_REQUEST);
-    let count = world
-        .state
-        .otp()
-        .devices_for_user(&alice.key(), None)
-        .await
-        .unwrap()
-        .len();
+    let count = world.devices(&alice.key()).await.len();
     assert_eq!(count, 4);
     world.close().await;
 }
@@ -722,11 +690,8 @@ async fn devices_are_edited_reset_and_deleted(db: Db) {
     let otp = world.state.otp();
 
     // Edit: name and confirmation.
-    let reply = browser
-        .submit(&path, &path, &[("name", "  Old phone  ")])
-        .await;
-    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
-    assert_eq!(reply.location(), format!("{path}?done=saved"));
+    let reply = browser.fill_in(&path, &[("name", "  Old phone  ")]).await;
+    reply.assert_redirect(format!("{path}?done=saved"));
     let stored = otp.device(&device).await.unwrap().unwrap();
     assert_eq!(
         (stored.name.as_str(), stored.confirmed),
@@ -735,11 +700,11 @@ async fn devices_are_edited_reset_and_deleted(db: Db) {
     let reply = browser.get(reply.location()).await;
     assert!(reply.body.contains("The device was saved."));
     let reply = browser
-        .submit(&path, &path, &[("name", "Phone"), ("confirmed", "on")])
+        .fill_in(&path, &[("name", "Phone"), ("confirmed", "on")])
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert!(otp.device(&device).await.unwrap().unwrap().confirmed);
-    let reply = browser.submit(&path, &path, &[("name", "")]).await;
+    let reply = browser.fill_in(&path, &[("name", "")]).await;
     reply.assert(StatusCode::BAD_REQUEST);
     assert!(reply.body.contains("The name must be"));
 
@@ -758,8 +723,7 @@ async fn devices_are_edited_reset_and_deleted(db: Db) {
     let reply = browser
         .submit(&user_page, &format!("{path}/reset-throttle"), &[])
         .await;
-    assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    assert_eq!(reply.location(), format!("{user_page}?done=throttle-reset"));
+    reply.assert_redirect(format!("{user_page}?done=throttle-reset"));
     let stored = otp.device(&device).await.unwrap().unwrap();
     assert_eq!(stored.throttle.failure_count, 0);
     let reply = browser
@@ -775,11 +739,8 @@ async fn devices_are_edited_reset_and_deleted(db: Db) {
     let reply = browser.get(&format!("{path}/delete")).await;
     reply.assert(StatusCode::OK);
     assert!(reply.body.contains("cannot be undone"));
-    let reply = browser
-        .submit(&format!("{path}/delete"), &format!("{path}/delete"), &[])
-        .await;
-    assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    assert_eq!(reply.location(), format!("{user_page}?done=deleted"));
+    let reply = browser.fill_in(&format!("{path}/delete"), &[]).await;
+    reply.assert_redirect(format!("{user_page}?done=deleted"));
     assert!(otp.device(&device).await.unwrap().is_none());
     browser.get(&path).await.assert(StatusCode::NOT_FOUND);
     let reply = browser.get(&format!("{user_page}?done=deleted")).await;
@@ -807,8 +768,7 @@ async fn the_account_budget_is_restored(db: Db) {
     let reply = browser
         .submit(&user_page, &format!("{user_page}/reset-account"), &[])
         .await;
-    assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    assert_eq!(reply.location(), format!("{user_page}?done=account-reset"));
+    reply.assert_redirect(format!("{user_page}?done=account-reset"));
     assert_eq!(otp.account_failures(&alice.key()).await.unwrap(), 0);
     let reply = browser.get(reply.location()).await;
     assert!(reply.body.contains("0 of 100"));
@@ -836,7 +796,7 @@ async fn backup_codes_are_added_and_the_staff_flag_toggled(db: Db) {
         .and_then(|rest| rest.split('<').next())
         .unwrap()
         .to_owned();
-    let devices = otp.devices_for_user(&alice.key(), None).await.unwrap();
+    let devices = world.devices(&alice.key()).await;
     assert_eq!(devices.len(), 1);
     assert_eq!(otp.backup_codes_remaining(&devices[0]).unwrap(), 1);
     let reply = browser.get(&user_page).await;
@@ -848,70 +808,23 @@ async fn backup_codes_are_added_and_the_staff_flag_toggled(db: Db) {
     assert!(outcome.is_verified());
 
     // The staff flag: granted, withdrawn, never one's own.
-    let reply = browser
-        .submit(
-            &user_page,
-            &format!("{user_page}/staff"),
-            &[("is_staff", "true")],
-        )
-        .await;
+    let reply = browser.set_staff(&user_page, "true").await;
     assert_eq!(reply.location(), format!("{user_page}?done=staff-granted"));
-    assert!(
-        world
-            .state
-            .users
-            .find_by_id(alice.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_staff
-    );
-    let reply = browser
-        .submit(
-            &user_page,
-            &format!("{user_page}/staff"),
-            &[("is_staff", "false")],
-        )
-        .await;
+    assert!(world.is_staff(alice.id).await);
+    let reply = browser.set_staff(&user_page, "false").await;
     assert_eq!(
         reply.location(),
         format!("{user_page}?done=staff-withdrawn")
     );
-    assert!(
-        !world
-            .state
-            .users
-            .find_by_id(alice.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_staff
-    );
-    let reply = browser
-        .submit(
-            &user_page,
-            &format!("{user_page}/staff"),
-            &[("is_staff", "maybe")],
-        )
-        .await;
+    assert!(!world.is_staff(alice.id).await);
+    let reply = browser.set_staff(&user_page, "maybe").await;
     reply.assert(StatusCode::BAD_REQUEST);
     let own = format!("/admin/users/{}", admin.id);
     let reply = browser.get(&own).await;
     assert!(!reply.body.contains(&format!("{own}/staff")));
-    let reply = browser
-        .submit(&own, &format!("{own}/staff"), &[("is_staff", "false")])
-        .await;
+    let reply = browser.set_staff(&own, "false").await;
     reply.assert(StatusCode::FORBIDDEN);
-    assert!(
-        world
-            .state
-            .users
-            .find_by_id(admin.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_staff
-    );
+    assert!(world.is_staff(admin.id).await);
     world.close().await;
 }
 
@@ -920,13 +833,7 @@ async fn hidden_sensitive_data_stays_hidden(db: Db) {
     let (mut browser, _) = world.admin().await;
     let alice = world.user("alice", None, false).await;
     let (totp, _) = world.totp(&alice, 5).await;
-    let hotp = world
-        .state
-        .otp()
-        .create_hotp_device(&alice.key(), "Token", None, Default::default(), true)
-        .await
-        .unwrap()
-        .id;
+    let hotp = world.hotp(&alice).await;
     let user_page = format!("/admin/users/{}", alice.id);
 
     for page in [
@@ -962,8 +869,7 @@ async fn hidden_sensitive_data_stays_hidden(db: Db) {
     // Making a device still works, and shows the new secret this once.
     let new_totp = format!("{user_page}/devices/new/totp");
     let reply = browser
-        .submit(
-            &new_totp,
+        .fill_in(
             &new_totp,
             &[
                 ("name", "New phone"),
@@ -988,21 +894,9 @@ async fn bad_ids_are_404(db: Db) {
     let world = world(&db, false).await;
     let (mut browser, _) = world.admin().await;
     let alice = world.user("alice", None, false).await;
-    let email = world
-        .state
-        .otp()
-        .create_email_device(&alice.key(), "Mail", "alice@example.com", true)
-        .await
-        .unwrap()
-        .id;
+    let email = world.email(&alice.key(), "alice@example.com").await;
     // A device whose owner is no user of the app.
-    let orphan = world
-        .state
-        .otp()
-        .create_email_device("424242", "Mail", "nobody@example.com", true)
-        .await
-        .unwrap()
-        .id;
+    let orphan = world.email("424242", "nobody@example.com").await;
     let user_page = format!("/admin/users/{}", alice.id);
     let mut pages = vec![
         "/admin/users/abc".to_owned(),
@@ -1081,15 +975,7 @@ async fn bad_ids_are_404(db: Db) {
         )
         .await;
     reply.assert(StatusCode::NOT_FOUND);
-    assert!(
-        world
-            .state
-            .otp()
-            .devices_for_user("999999", None)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(world.devices("999999").await.is_empty());
     world.close().await;
 }
 
@@ -1153,23 +1039,8 @@ async fn state_changes_need_the_csrf_token(db: Db) {
     assert_eq!(stored.name, "Phone");
     assert_eq!(stored.throttle.failure_count, 1);
     assert_eq!(otp.account_failures(&alice.key()).await.unwrap(), 1);
-    assert_eq!(
-        otp.devices_for_user(&alice.key(), None)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(
-        !world
-            .state
-            .users
-            .find_by_id(alice.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_staff
-    );
+    assert_eq!(world.devices(&alice.key()).await.len(), 1);
+    assert!(!world.is_staff(alice.id).await);
     world.close().await;
 }
 
@@ -1206,13 +1077,7 @@ async fn secrets_are_never_cached(db: Db) {
     assert!(reply.body.contains("<svg"), "{}", reply.body);
 
     // HOTP too.
-    let hotp = world
-        .state
-        .otp()
-        .create_hotp_device(&alice.key(), "Token", None, Default::default(), true)
-        .await
-        .unwrap()
-        .id;
+    let hotp = world.hotp(&alice).await;
     let reply = browser.get(&format!("{}/config", device_path(&hotp))).await;
     reply.assert(StatusCode::OK);
     assert!(reply.body.contains("otpauth://hotp/"));

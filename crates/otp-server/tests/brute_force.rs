@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::flows::{
-    PASSWORD, add_device, add_user, listed_device, login_pending, outcome, reset_account, totp,
-    totp_codes_near_now, verify, wrong_code,
+    PASSWORD, add_device, add_user, assert_throttled, json_login, listed_device, login_pending,
+    outcome, pending_client, reset_account, retry_after, totp, totp_code_now, totp_codes_near_now,
+    verify, wrong_code,
 };
 use common::http::{Client, Response};
 use common::probe::Probe;
@@ -112,12 +113,9 @@ fn assert_locked_after_budget(db: &TestDb, answers: &[Response], victim: &Victim
 /// A locked account refuses even the right code, to any session.
 #[track_caller]
 fn assert_right_code_refused(server: &Server, name: &str, victim: &Victim) {
-    let mut client = server.client();
-    login_pending(&mut client, name);
-    let code = totp(&victim.totp)
-        .code_at(common::flows::now_unix())
-        .unwrap();
-    let refused = verify(&mut client, id(&victim.totp), &code.to_string());
+    let mut client = pending_client(server, name);
+    let code = totp_code_now(&victim.totp);
+    let refused = verify(&mut client, id(&victim.totp), &code);
     assert_eq!(
         outcome(&refused),
         (403, "verification_not_allowed".to_owned()),
@@ -134,58 +132,51 @@ fn assert_right_code_refused(server: &Server, name: &str, victim: &Victim) {
     );
 }
 
+/// The account of a new user `name`, locked by [`attack`] as [`assert_locked_after_budget`]
+/// and [`assert_right_code_refused`] say; its database and server.
+fn locked_account(name: &str) -> (TestDb, Victim, Server) {
+    let db = TestDb::sqlite();
+    let victim = victim(&db, name);
+    let server = Server::start(&db, FAST);
+    let answers = attack(&server, name, &victim);
+    assert_locked_after_budget(&db, &answers, &victim, name);
+    assert_right_code_refused(&server, name, &victim);
+    (db, victim, server)
+}
+
 #[test]
 fn guesses_lock_the_account_and_a_backup_code_recovers_it() {
-    let db = TestDb::sqlite();
-    let victim = victim(&db, "alice");
-    let server = Server::start(&db, FAST);
-    let answers = attack(&server, "alice", &victim);
-    assert_locked_after_budget(&db, &answers, &victim, "alice");
-    assert_right_code_refused(&server, "alice", &victim);
+    let (db, victim, server) = locked_account("alice");
 
     // The legitimate user: a backup code still works (backup codes are how a locked account
     // is recovered), and it restores the failure budget.
-    let mut user = server.client();
-    login_pending(&mut user, "alice");
+    let mut user = pending_client(&server, "alice");
     let codes = victim.backup["codes"].as_array().unwrap();
     let recovered = verify(&mut user, id(&victim.backup), codes[0].as_str().unwrap());
     recovered.assert_status(200, "a backup code on a locked account");
     let mut probe = Probe::open(&db);
     assert_eq!(probe.account_failures(&victim.key), 0, "the budget is back");
     // The authenticator works again (its next code; the throttling of the device is off).
-    let mut again = server.client();
-    login_pending(&mut again, "alice");
-    let code = totp(&victim.totp)
-        .code_at(common::flows::now_unix())
-        .unwrap();
-    verify(&mut again, id(&victim.totp), &code.to_string()).assert_status(200, "TOTP again");
+    let mut again = pending_client(&server, "alice");
+    let code = totp_code_now(&victim.totp);
+    verify(&mut again, id(&victim.totp), &code).assert_status(200, "TOTP again");
     let listed = listed_device(&db, "alice", id(&victim.totp));
     assert_eq!(listed["throttle_failures"], 0, "a success resets: {listed}");
     // The backup code is spent.
-    let mut later = server.client();
-    login_pending(&mut later, "alice");
+    let mut later = pending_client(&server, "alice");
     let spent = verify(&mut later, id(&victim.backup), codes[0].as_str().unwrap());
     assert_eq!(outcome(&spent), (401, "invalid_token".to_owned()));
 }
 
 #[test]
 fn guesses_lock_the_account_and_an_operator_reset_recovers_it() {
-    let db = TestDb::sqlite();
-    let victim = victim(&db, "bob");
-    let server = Server::start(&db, FAST);
-    let answers = attack(&server, "bob", &victim);
-    assert_locked_after_budget(&db, &answers, &victim, "bob");
-    assert_right_code_refused(&server, "bob", &victim);
+    let (db, victim, server) = locked_account("bob");
 
     // The operator (after checking who is asking) clears the count.
     assert_eq!(reset_account(&db, "bob"), BUDGET as u64);
-    let mut user = server.client();
-    login_pending(&mut user, "bob");
-    let code = totp(&victim.totp)
-        .code_at(common::flows::now_unix())
-        .unwrap();
-    verify(&mut user, id(&victim.totp), &code.to_string())
-        .assert_status(200, "the right code after the reset");
+    let mut user = pending_client(&server, "bob");
+    let code = totp_code_now(&victim.totp);
+    verify(&mut user, id(&victim.totp), &code).assert_status(200, "the right code after the reset");
     assert_eq!(reset_account(&db, "bob"), 0);
 }
 
@@ -204,28 +195,18 @@ fn throttling_delays_are_honoured() {
     let totp = totp(&victim.totp);
     let avoid = totp_codes_near_now(&totp);
     let mut rng = SplitMix64::new(7);
-    let mut client = server.client();
-    login_pending(&mut client, "carol");
+    let mut client = pending_client(&server, "carol");
     let device = id(&victim.totp);
 
     let first = verify(&mut client, device, &wrong_code(&mut rng, &avoid));
     assert_eq!(outcome(&first), (401, "invalid_token".to_owned()));
     // At once: throttled, whatever the code, and the refusal changes nothing.
     let throttled = verify(&mut client, device, &wrong_code(&mut rng, &avoid));
-    assert_eq!(
-        outcome(&throttled),
-        (429, "n_failed_attempts".to_owned()),
-        "{}",
-        throttled.body
-    );
-    let retry_after: u64 = throttled
-        .header("retry-after")
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("Retry-After: {:?}", throttled.headers));
+    let retry_after = assert_throttled(&throttled);
     assert!(retry_after >= 1, "{retry_after}");
     assert_eq!(throttled.json()["retry_after"], retry_after);
     assert_eq!(throttled.json()["failure_count"], 1);
-    let right = totp.code_at(common::flows::now_unix()).unwrap().to_string();
+    let right = totp_code_now(&victim.totp);
     let also_throttled = verify(&mut client, device, &right);
     assert_eq!(
         outcome(&also_throttled),
@@ -253,14 +234,6 @@ const LIMITED: &[(&str, &str)] = &[
     ("OTP_LOG", "warn"),
 ];
 
-fn json_login(client: &mut Client, username: &str, password: &str) -> Response {
-    client.json(
-        "POST",
-        "/api/v1/session",
-        &json!({ "username": username, "password": password }),
-    )
-}
-
 /// A JSON 429 of the rate limit, with a `Retry-After` from 1 to `max` seconds.
 #[track_caller]
 fn assert_rate_limited_json(response: &Response, what: &str, max: u64) -> u64 {
@@ -270,10 +243,7 @@ fn assert_rate_limited_json(response: &Response, what: &str, max: u64) -> u64 {
         "{what}: {}",
         response.body
     );
-    let retry_after: u64 = response
-        .header("retry-after")
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("{what}: Retry-After in {:?}", response.headers));
+    let retry_after = retry_after(response);
     assert!((1..=max).contains(&retry_after), "{what}: {retry_after}");
     assert_eq!(response.header("cache-control"), Some("no-store"));
     retry_after

@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 
-use common::{Output, base32, otp};
+use common::{assert_one_line_error, base32, otp};
 use serde::Deserialize;
 
 /// RFC 4226 Appendix D and RFC 6238 Appendix B's SHA-1 key.
@@ -76,6 +76,20 @@ impl Rfc6238 {
     }
 }
 
+/// `otp code KIND --secret SECRET OPTIONS...`, as arguments.
+fn code<'a>(kind: &'a str, secret: &'a str, options: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["code", kind, "--secret", secret];
+    args.extend_from_slice(options);
+    args
+}
+
+/// `otp uri build --type KIND --account ACCOUNT OPTIONS...`, as arguments.
+fn uri_build<'a>(kind: &'a str, account: &'a str, options: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["uri", "build", "--type", kind, "--account", account];
+    args.extend_from_slice(options);
+    args
+}
+
 fn success(args: &[&str]) -> String {
     let out = otp(args);
     assert_eq!(
@@ -93,22 +107,6 @@ fn usage_error(args: &[&str]) -> String {
     let out = otp(args);
     assert_one_line_error(&out, 2, args);
     out.stderr
-}
-
-fn assert_one_line_error(out: &Output, code: i32, args: &[&str]) {
-    assert_eq!(out.code, Some(code), "otp {args:?}: {out:?}");
-    assert_eq!(out.stdout, "", "otp {args:?} printed on stdout");
-    assert_eq!(
-        out.stderr.lines().count(),
-        1,
-        "otp {args:?}: not one line: {:?}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.starts_with("otp: ") && out.stderr.ends_with('\n'),
-        "otp {args:?}: {:?}",
-        out.stderr
-    );
 }
 
 #[test]
@@ -135,18 +133,11 @@ fn totp_rfc_6238_appendix_b() {
         let (time, mode) = (case.time.to_string(), case.algorithm.as_str());
         let secret = data.secret(mode);
         let algorithm = mode.to_ascii_lowercase();
-        let args = [
-            "code",
+        let args = code(
             "totp",
-            "--secret",
             &secret,
-            "--time",
-            &time,
-            "--digits",
-            "8",
-            "--algorithm",
-            &algorithm,
-        ];
+            &["--time", &time, "--digits", "8", "--algorithm", &algorithm],
+        );
         assert_eq!(
             success(&args),
             format!("{}\n", case.totp),
@@ -179,14 +170,7 @@ fn hotp_rfc_4226_appendix_d() {
     assert_eq!(base32(data.secret_ascii.as_bytes()), RFC_SHA1_B32);
     for case in &data.cases {
         let counter = case.counter.to_string();
-        let out = success(&[
-            "code",
-            "hotp",
-            "--secret",
-            RFC_SHA1_B32,
-            "--counter",
-            &counter,
-        ]);
+        let out = success(&code("hotp", RFC_SHA1_B32, &["--counter", &counter]));
         assert_eq!(
             out,
             format!("{}\n", case.hotp),
@@ -210,50 +194,33 @@ fn totp_options_step_t0_and_lenient_secret_syntax() {
     // Step 60 from t0 = 30: time 89 is step 0, as time 29 is with the defaults.
     let grouped = "gezd gnbv-gy3t qojq gezd gnbv gy3t qojq";
     assert_eq!(
-        success(&["code", "totp", "--secret", grouped, "--time", "29"]),
+        success(&code("totp", grouped, &["--time", "29"])),
         "755224\n"
     );
     assert_eq!(
-        success(&[
-            "code",
+        success(&code(
             "totp",
-            "--secret",
             RFC_SHA1_B32,
-            "--time",
-            "89",
-            "--step",
-            "60",
-            "--t0",
-            "30",
-        ]),
+            &["--time", "89", "--step", "60", "--t0", "30"],
+        )),
         "755224\n"
     );
     // A negative epoch and time.
     assert_eq!(
-        success(&[
-            "code",
+        success(&code(
             "totp",
-            "--secret",
             RFC_SHA1_B32,
-            "--t0",
-            "-100",
-            "--time",
-            "-50",
-        ]),
+            &["--t0", "-100", "--time", "-50"],
+        )),
         "287082\n"
     );
     // Ten digits keep their leading zeros.
     assert_eq!(
-        success(&[
-            "code",
+        success(&code(
             "hotp",
-            "--secret",
             RFC_SHA1_B32,
-            "--counter",
-            "0",
-            "--digits",
-            "10",
-        ]),
+            &["--counter", "0", "--digits", "10"],
+        )),
         "1284755224\n"
     );
 }
@@ -261,14 +228,7 @@ fn totp_options_step_t0_and_lenient_secret_syntax() {
 #[test]
 fn weak_secrets_make_codes() {
     // 80 bits: refused when issuing, accepted for an existing credential.
-    let out = success(&[
-        "code",
-        "hotp",
-        "--secret",
-        "GEZDGNBVGY3TQOJQ",
-        "--counter",
-        "0",
-    ]);
+    let out = success(&code("hotp", "GEZDGNBVGY3TQOJQ", &["--counter", "0"]));
     assert_eq!(out.len(), 7);
     let uri = "otpauth://totp/a?secret=GEZDGNBVGY3TQOJQ";
     assert_eq!(success(&["code", "--uri", uri]).len(), 7);
@@ -283,9 +243,9 @@ fn totp_time_defaults_to_now() {
             .as_secs()
             .to_string()
     };
-    let at = |time: &str| success(&["code", "totp", "--secret", RFC_SHA1_B32, "--time", time]);
+    let at = |time: &str| success(&code("totp", RFC_SHA1_B32, &["--time", time]));
     let before = at(&now());
-    let current = success(&["code", "totp", "--secret", RFC_SHA1_B32]);
+    let current = success(&code("totp", RFC_SHA1_B32, &[]));
     let after = at(&now());
     assert!(
         current == before || current == after,
@@ -296,15 +256,15 @@ fn totp_time_defaults_to_now() {
 #[test]
 fn bad_base32_is_an_input_error_naming_the_position() {
     assert_eq!(
-        usage_error(&["code", "totp", "--secret", "GEZ1DGNBV"]),
+        usage_error(&code("totp", "GEZ1DGNBV", &[])),
         "otp: invalid --secret: invalid base32 character at position 3 (expected A-Z and 2-7)\n"
     );
     assert_eq!(
-        usage_error(&["code", "hotp", "--secret", "GEZDGNBVG", "--counter", "1"]),
+        usage_error(&code("hotp", "GEZDGNBVG", &["--counter", "1"])),
         "otp: invalid --secret: invalid base32 length: 9 symbols cannot encode whole bytes\n"
     );
     assert_eq!(
-        usage_error(&["code", "totp", "--secret", ""]),
+        usage_error(&code("totp", "", &[])),
         "otp: invalid --secret: the secret is empty\n"
     );
 }
@@ -325,18 +285,13 @@ fn bad_digits_are_input_errors() {
             "otp: invalid value for '--digits <N>': invalid digit found in string\n",
         ),
     ] {
-        let args = ["code", "totp", "--secret", RFC_SHA1_B32, "--digits", digits];
+        let args = code("totp", RFC_SHA1_B32, &["--digits", digits]);
         assert_eq!(usage_error(&args), message, "--digits {digits}");
-        let args = [
-            "code",
+        let args = code(
             "hotp",
-            "--secret",
             RFC_SHA1_B32,
-            "--counter",
-            "0",
-            "--digits",
-            digits,
-        ];
+            &["--counter", "0", "--digits", digits],
+        );
         assert_eq!(usage_error(&args), message, "hotp --digits {digits}");
     }
 }
@@ -344,20 +299,11 @@ fn bad_digits_are_input_errors() {
 #[test]
 fn zero_step_is_an_input_error() {
     assert_eq!(
-        usage_error(&["code", "totp", "--secret", RFC_SHA1_B32, "--step", "0"]),
+        usage_error(&code("totp", RFC_SHA1_B32, &["--step", "0"])),
         "otp: invalid value for '--step <SECONDS>': the TOTP time step must be at least 1 second\n"
     );
     assert_eq!(
-        usage_error(&[
-            "uri",
-            "build",
-            "--type",
-            "totp",
-            "--account",
-            "a",
-            "--period",
-            "0",
-        ]),
+        usage_error(&uri_build("totp", "a", &["--period", "0"])),
         "otp: invalid value for '--period <SECONDS>': the TOTP time step must be at least 1 second\n"
     );
 }
@@ -367,14 +313,7 @@ fn unknown_algorithm_is_an_input_error() {
     let message = "otp: invalid value for '--algorithm <ALGORITHM>' \
                    (possible values: sha1, sha256, sha512)\n";
     for algorithm in ["md5", "sha3", ""] {
-        let args = [
-            "code",
-            "totp",
-            "--secret",
-            RFC_SHA1_B32,
-            "--algorithm",
-            algorithm,
-        ];
+        let args = code("totp", RFC_SHA1_B32, &["--algorithm", algorithm]);
         let err = usage_error(&args);
         if algorithm.is_empty() {
             assert!(
@@ -386,34 +325,23 @@ fn unknown_algorithm_is_an_input_error() {
         }
     }
     // Any case is accepted.
-    let args = [
-        "code",
+    let secret = base32(RFC_KEY_SHA512);
+    let args = code(
         "totp",
-        "--secret",
-        &base32(RFC_KEY_SHA512),
-        "--time",
-        "59",
-        "--digits",
-        "8",
-        "--algorithm",
-        "SHA512",
-    ];
+        &secret,
+        &["--time", "59", "--digits", "8", "--algorithm", "SHA512"],
+    );
     assert_eq!(success(&args), "90693936\n");
 }
 
 #[test]
 fn time_before_t0_is_an_input_error() {
     assert_eq!(
-        usage_error(&[
-            "code",
+        usage_error(&code(
             "totp",
-            "--secret",
             RFC_SHA1_B32,
-            "--t0",
-            "100",
-            "--time",
-            "99",
-        ]),
+            &["--t0", "100", "--time", "99"],
+        )),
         "otp: invalid --time: time 99 lies before the TOTP epoch t0 = 100\n"
     );
 }
@@ -466,41 +394,15 @@ fn conflicting_arguments_are_usage_errors() {
             "otp: --time applies to TOTP URIs, and this one is HOTP (use --counter)\n",
         ),
         (
-            &[
-                "uri",
-                "build",
-                "--type",
-                "totp",
-                "--account",
-                "a",
-                "--counter",
-                "1",
-            ],
+            &uri_build("totp", "a", &["--counter", "1"]),
             "otp: --counter applies to --type hotp only\n",
         ),
         (
-            &[
-                "uri",
-                "build",
-                "--type",
-                "hotp",
-                "--account",
-                "a",
-                "--period",
-                "60",
-            ],
+            &uri_build("hotp", "a", &["--period", "60"]),
             "otp: --period applies to --type totp only\n",
         ),
         (
-            &[
-                "uri",
-                "build",
-                "--type",
-                "totp",
-                "--account",
-                "a",
-                "--allow-weak-secret",
-            ],
+            &uri_build("totp", "a", &["--allow-weak-secret"]),
             "--secret <BASE32>",
         ),
         (
@@ -508,14 +410,7 @@ fn conflicting_arguments_are_usage_errors() {
             "cannot be used with",
         ),
         (
-            &[
-                "code",
-                "totp",
-                "--secret",
-                RFC_SHA1_B32,
-                "--secret",
-                RFC_SHA1_B32,
-            ],
+            &code("totp", RFC_SHA1_B32, &["--secret", RFC_SHA1_B32]),
             "cannot be used multiple times",
         ),
     ];
@@ -568,55 +463,27 @@ fn secrets_never_appear_in_error_messages() {
     );
     let allow_with_value = format!("--allow-weak-secret={secret}");
     let mut cases: Vec<Vec<&str>> = vec![
-        vec!["code", "totp", "--secret", &bad_char],
-        vec!["code", "totp", "--secret", &bad_len],
-        vec!["code", "totp", "--secret", secret, "--digits", "5"],
-        vec!["code", "totp", "--secret", secret, "--step", "0"],
-        vec!["code", "totp", "--secret", secret, "--algorithm", "md5"],
-        vec![
-            "code", "totp", "--secret", secret, "--t0", "9", "--time", "1",
-        ],
-        vec!["code", "hotp", "--secret", &bad_char, "--counter", "0"],
-        vec!["code", "hotp", "--secret", secret],
+        code("totp", &bad_char, &[]),
+        code("totp", &bad_len, &[]),
+        code("totp", secret, &["--digits", "5"]),
+        code("totp", secret, &["--step", "0"]),
+        code("totp", secret, &["--algorithm", "md5"]),
+        code("totp", secret, &["--t0", "9", "--time", "1"]),
+        code("hotp", &bad_char, &["--counter", "0"]),
+        code("hotp", secret, &[]),
         vec!["code", secret],
         vec![secret],
         vec!["code", "totp", secret],
         vec!["code", "totp", "--time", secret],
-        vec!["code", "hotp", "--secret", "GEZD", "--counter", secret],
+        code("hotp", "GEZD", &["--counter", secret]),
         vec!["code", "--uri", &uri_bad],
         vec!["code", "--uri", &uri_bad_secret],
         vec!["uri", "parse", &uri_bad],
         vec!["uri", "parse", &uri_bad_secret],
         vec!["uri", "parse", &uri_bad, secret],
-        vec![
-            "uri",
-            "build",
-            "--type",
-            "totp",
-            "--account",
-            "a",
-            "--secret",
-            weak,
-        ],
-        vec![
-            "uri",
-            "build",
-            "--type",
-            "totp",
-            "--account",
-            "a",
-            "--secret",
-            &bad_char,
-        ],
-        vec![
-            "uri",
-            "build",
-            "--type",
-            "totp",
-            "--account",
-            "a",
-            &allow_with_value,
-        ],
+        uri_build("totp", "a", &["--secret", weak]),
+        uri_build("totp", "a", &["--secret", &bad_char]),
+        uri_build("totp", "a", &[&allow_with_value]),
         vec!["qr", &uri_bad],
         vec!["qr", &uri_long],
     ];
@@ -685,42 +552,38 @@ fn uri_parse_prints_pretty_json() {
 #[test]
 fn uri_build_with_a_given_secret() {
     assert_eq!(
-        success(&[
-            "uri",
-            "build",
-            "--type",
+        success(&uri_build(
             "totp",
-            "--account",
             "alice@example.com",
-            "--issuer",
-            "Example Co",
-            "--secret",
-            "gezd gnbv gy3t qojq gezd gnbv gy3t qojq",
-        ]),
+            &[
+                "--issuer",
+                "Example Co",
+                "--secret",
+                "gezd gnbv gy3t qojq gezd gnbv gy3t qojq",
+            ],
+        )),
         format!(
             "otpauth://totp/Example%20Co:alice%40example.com?secret={RFC_SHA1_B32}\
              &issuer=Example%20Co&algorithm=SHA1&digits=6&period=30\n"
         )
     );
     assert_eq!(
-        success(&[
-            "uri",
-            "build",
-            "--type",
+        success(&uri_build(
             "hotp",
-            "--account",
             "bob",
-            "--secret",
-            RFC_SHA1_B32,
-            "--algorithm",
-            "sha512",
-            "--digits",
-            "10",
-            "--counter",
-            "42",
-            "--image",
-            "https://example.com/logo.png",
-        ]),
+            &[
+                "--secret",
+                RFC_SHA1_B32,
+                "--algorithm",
+                "sha512",
+                "--digits",
+                "10",
+                "--counter",
+                "42",
+                "--image",
+                "https://example.com/logo.png",
+            ],
+        )),
         format!(
             "otpauth://hotp/bob?secret={RFC_SHA1_B32}&algorithm=SHA512&digits=10&counter=42\
              &image=https%3A%2F%2Fexample.com%2Flogo.png\n"
@@ -730,7 +593,7 @@ fn uri_build_with_a_given_secret() {
 
 #[test]
 fn uri_build_generates_a_160_bit_secret() {
-    let args = ["uri", "build", "--type", "totp", "--account", "alice"];
+    let args = uri_build("totp", "alice", &[]);
     let first = success(&args);
     let second = success(&args);
     assert_ne!(first, second);
@@ -746,16 +609,7 @@ fn uri_build_generates_a_160_bit_secret() {
 #[test]
 fn uri_build_refuses_weak_secrets_unless_allowed() {
     let weak = "GEZDGNBVGY3TQOJQ"; // 80 bits
-    let base = [
-        "uri",
-        "build",
-        "--type",
-        "totp",
-        "--account",
-        "a",
-        "--secret",
-        weak,
-    ];
+    let base = uri_build("totp", "a", &["--secret", weak]);
     assert_eq!(
         usage_error(&base),
         "otp: invalid --secret: the secret has 80 bits, fewer than the 128 required \
@@ -772,16 +626,7 @@ fn uri_build_refuses_weak_secrets_unless_allowed() {
 #[test]
 fn uri_build_refuses_labels_it_cannot_write() {
     let build = |account: &str, issuer: &str| {
-        usage_error(&[
-            "uri",
-            "build",
-            "--type",
-            "totp",
-            "--account",
-            account,
-            "--issuer",
-            issuer,
-        ])
+        usage_error(&uri_build("totp", account, &["--issuer", issuer]))
     };
     assert_eq!(
         build("", "X"),

@@ -166,6 +166,43 @@ fn lost_login(response: &Response) -> bool {
         )
 }
 
+/// Sends verifications through `client`, logged in as `user`, to the server at `url` until the
+/// server dies or `stop` is set. `next` picks, with the model locked, the device, the code and
+/// what the code stands for; `judge` takes, with the model locked again, that and the answer
+/// (`None` when no whole answer came: the server died). An answer that says the session lost
+/// its login is counted, and the user logs in again.
+fn drive<T>(
+    url: &str,
+    client: &mut Client,
+    user: &str,
+    model: &Mutex<Model>,
+    stop: &AtomicBool,
+    mut next: impl FnMut(&Model) -> (String, String, T),
+    mut judge: impl FnMut(&mut Model, T, Option<&Response>),
+) {
+    *client = Client::with_cookie_of(url, client);
+    // The session survives restarts (it is in the database); if not, log in again.
+    let mut logged_in = client.cookie.is_some();
+    while !stop.load(Ordering::Relaxed) {
+        if ensure_login(client, user, &mut logged_in).is_err() {
+            return;
+        }
+        let (device, text, what) = next(&model.lock().unwrap());
+        let answer = try_verify(client, &device, &text);
+        let mut model = model.lock().unwrap();
+        let Ok(answer) = answer else {
+            judge(&mut model, what, None);
+            return;
+        };
+        model.answers += 1;
+        if lost_login(&answer) {
+            logged_in = false;
+            continue;
+        }
+        judge(&mut model, what, Some(&answer));
+    }
+}
+
 /// One of the two clients of Alice: right HOTP codes (half the time), backup codes, and wrong
 /// codes, racing the other client for the same right codes, until the server dies.
 fn alice_load(
@@ -176,69 +213,60 @@ fn alice_load(
     rng: &mut SplitMix64,
     stop: &AtomicBool,
 ) {
-    *client = Client::with_cookie_of(url, client);
-    // The session survives restarts (it is in the database); if not, log in again.
-    let mut logged_in = client.cookie.is_some();
-    while !stop.load(Ordering::Relaxed) {
-        if ensure_login(client, "alice", &mut logged_in).is_err() {
-            return;
-        }
-        let roll = rng.in_range(0..=9);
-        let (code, text, device) = {
-            let model = model.lock().unwrap();
-            let code = match roll {
-                0..=4 => Some(Code::Hotp(model.hotp_next)),
-                5..=6 if model.backup_next < BACKUP_CODES => Some(Code::Backup(model.backup_next)),
-                _ => None,
-            };
-            match code {
-                Some(code) => (
-                    Some(code),
-                    fixture.text(code),
+    let next = |model: &Model| {
+        let code = match rng.in_range(0..=9) {
+            0..=4 => Some(Code::Hotp(model.hotp_next)),
+            5..=6 if model.backup_next < BACKUP_CODES => Some(Code::Backup(model.backup_next)),
+            _ => None,
+        };
+        match code {
+            Some(code) => {
+                let text = fixture.text(code);
+                (
                     fixture.device(code).to_owned(),
-                ),
-                None => {
-                    let avoid = hotp_codes_from(&fixture.hotp, model.hotp_next, 8);
-                    let device = fixture.alice_hotp["id"].as_str().unwrap().to_owned();
-                    (None, wrong_code(rng, &avoid), device)
+                    text.clone(),
+                    (Some(code), text),
+                )
+            }
+            None => {
+                let avoid = hotp_codes_from(&fixture.hotp, model.hotp_next, 8);
+                let text = wrong_code(rng, &avoid);
+                let device = fixture.alice_hotp["id"].as_str().unwrap().to_owned();
+                (device, text.clone(), (None, text))
+            }
+        }
+    };
+    let judge =
+        |model: &mut Model, (code, text): (Option<Code>, String), answer: Option<&Response>| {
+            let Some(answer) = answer else {
+                if let Some(code) = code {
+                    model.sent.insert(code);
+                    model.in_doubt.insert(code);
                 }
+                return;
+            };
+            match (code, answer.status) {
+                (Some(code), 200) => {
+                    model.sent.insert(code);
+                    model.accept(code, "under load");
+                    model.advance_past(code);
+                }
+                (Some(code), 401) if error_code(answer) == "invalid_token" => {
+                    // Spent by the other client (or before a kill): a right code is never refused
+                    // otherwise.
+                    model.sent.insert(code);
+                    model.advance_past(code);
+                }
+                (None, 401) if error_code(answer) == "invalid_token" => {}
+                (None, 200) => model
+                    .violations
+                    .push(format!("a wrong code was accepted: {text}")),
+                _ => model
+                    .violations
+                    .push(format!("alice {code:?}: {} {}", answer.status, answer.body)),
             }
         };
-        let answer = try_verify(client, &device, &text);
-        let mut model = model.lock().unwrap();
-        let Ok(answer) = answer else {
-            if let Some(code) = code {
-                model.sent.insert(code);
-                model.in_doubt.insert(code);
-            }
-            return;
-        };
-        model.answers += 1;
-        if lost_login(&answer) {
-            logged_in = false;
-            continue;
-        }
-        match (code, answer.status) {
-            (Some(code), 200) => {
-                model.sent.insert(code);
-                model.accept(code, "under load");
-                model.advance_past(code);
-            }
-            (Some(code), 401) if error_code(&answer) == "invalid_token" => {
-                // Spent by the other client (or before a kill): a right code is never refused
-                // otherwise.
-                model.sent.insert(code);
-                model.advance_past(code);
-            }
-            (None, 401) if error_code(&answer) == "invalid_token" => {}
-            (None, 200) => model
-                .violations
-                .push(format!("a wrong code was accepted: {text}")),
-            _ => model
-                .violations
-                .push(format!("alice {code:?}: {} {}", answer.status, answer.body)),
-        }
-    }
+    drive(url, client, "alice", model, stop, next, judge);
 }
 
 /// Bob only sends wrong TOTP codes, until the server dies.
@@ -250,34 +278,23 @@ fn bob_load(
     rng: &mut SplitMix64,
     stop: &AtomicBool,
 ) {
-    *client = Client::with_cookie_of(url, client);
-    let mut logged_in = client.cookie.is_some();
     let avoid = totp_codes_near_now(&totp(&fixture.bob_totp));
     let device = fixture.bob_totp["id"].as_str().unwrap();
-    while !stop.load(Ordering::Relaxed) {
-        if ensure_login(client, "bob", &mut logged_in).is_err() {
-            return;
-        }
-        let guess = wrong_code(rng, &avoid);
-        let answer = try_verify(client, device, &guess);
-        let mut model = model.lock().unwrap();
-        let Ok(answer) = answer else {
+    let next = |_: &Model| (device.to_owned(), wrong_code(rng, &avoid), ());
+    let judge = |model: &mut Model, (), answer: Option<&Response>| {
+        let Some(answer) = answer else {
             model.bob_unanswered += 1;
             return;
         };
-        model.answers += 1;
-        if lost_login(&answer) {
-            logged_in = false;
-            continue;
-        }
-        match outcome(&answer) {
+        match outcome(answer) {
             (401, code) if code == "invalid_token" => model.bob_invalid += 1,
             (403, code) if code == "verification_not_allowed" => model.bob_locked = true,
             _ => model
                 .violations
                 .push(format!("bob: {} {}", answer.status, answer.body)),
         }
-    }
+    };
+    drive(url, client, "bob", model, stop, next, judge);
 }
 
 /// Bob's failures on the device and the account are within what the acknowledged answers and
@@ -515,4 +532,4 @@ fn crash_safety(db: &mut TestDb) {
     );
 }
 
-operator_tests!(crash_safety);
+database_tests!(crash_safety);

@@ -13,12 +13,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Body;
 use common::TestDb;
-use common::smtp::SmtpSink;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use otp_core::{DeviceId, TotpOptions};
 use otp_oath::{Hotp, HotpParams, Secret, Totp, TotpParams};
 use otp_server::app::{self, AppState, NewUser, ServerConfig};
+use otp_test_support::smtp::SmtpServer;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_sessions::SessionStore;
@@ -37,12 +37,12 @@ const THROTTLE: Duration = Duration::from_millis(1100);
 struct App {
     router: Router,
     state: AppState,
-    smtp: SmtpSink,
+    smtp: SmtpServer,
 }
 
 impl App {
     async fn start(db: &TestDb) -> Self {
-        let smtp = SmtpSink::start();
+        let smtp = SmtpServer::start().await;
         let config = ServerConfig {
             database_url: db.url.clone(),
             // SQLite: the key file beside the database, made on first run.
@@ -96,6 +96,16 @@ impl App {
             .data
             .insert(otp_axum::VERIFIED_AT_SESSION_KEY.to_owned(), json!(earlier));
         self.state.sessions.save(&record).await.unwrap();
+    }
+
+    /// How many devices the user `key` has.
+    async fn device_count(&self, key: &str) -> usize {
+        self.state
+            .otp()
+            .devices_for_user(key, None)
+            .await
+            .unwrap()
+            .len()
     }
 
     async fn device(&self, id: &str) -> Option<otp_core::Device> {
@@ -215,18 +225,6 @@ fn unescape(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn form_encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(byte).to_string()
-            }
-            b' ' => "+".to_owned(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
 impl Browser {
     async fn send(
         &mut self,
@@ -281,11 +279,6 @@ impl Browser {
 
     /// A form post from this site.
     async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
-        let body = fields
-            .iter()
-            .map(|(key, value)| format!("{}={}", form_encode(key), form_encode(value)))
-            .collect::<Vec<_>>()
-            .join("&");
         self.send(
             Method::POST,
             path,
@@ -293,7 +286,7 @@ impl Browser {
                 ("content-type", "application/x-www-form-urlencoded"),
                 ("origin", ORIGIN),
             ],
-            body.into_bytes(),
+            common::form_body(fields).into_bytes(),
         )
         .await
     }
@@ -318,6 +311,20 @@ impl Browser {
                 ("origin", ORIGIN),
             ],
             body.into_bytes(),
+        )
+        .await
+    }
+
+    /// A JSON post from this site.
+    async fn post_json(&mut self, path: &str, body: Value) -> Reply {
+        self.json(Method::POST, path, Some(body)).await
+    }
+
+    /// Logs in over JSON, with the password alone.
+    async fn log_in_json(&mut self, username: &str) -> Reply {
+        self.post_json(
+            "/api/v1/session",
+            json!({ "username": username, "password": PASSWORD }),
         )
         .await
     }
@@ -669,18 +676,7 @@ async fn rename_remove_and_the_last_device_needs_a_fresh_factor(db: &TestDb) {
     let app = App::start(db).await;
     let carol_key = app.user("carol", None).await;
     let secret = Secret::generate();
-    let totp = app
-        .state
-        .otp()
-        .create_totp_device(
-            &carol_key,
-            "Phone",
-            Some(secret.clone()),
-            TotpOptions::default(),
-            true,
-        )
-        .await
-        .unwrap();
+    let totp = common::add_phone(app.state.otp(), &carol_key, &secret).await;
     let totp_id = totp.id.to_string();
     let mut carol = app.browser();
     carol.log_in("carol").await.status(303, "password step");
@@ -855,13 +851,9 @@ async fn other_users_devices_and_bad_ids_are_404(db: &TestDb) {
         erin.json(Method::DELETE, &json, None)
             .await
             .status(404, "DELETE JSON");
-        erin.json(
-            Method::POST,
-            &format!("{json}/confirm"),
-            Some(json!({ "token": "123456" })),
-        )
-        .await
-        .status(404, "confirm JSON");
+        erin.post_json(&format!("{json}/confirm"), json!({ "token": "123456" }))
+            .await
+            .status(404, "confirm JSON");
     }
     let unchanged = app.device(&daves_totp.id.to_string()).await.unwrap();
     assert_eq!(
@@ -915,18 +907,7 @@ async fn a_user_with_a_device_must_verify_the_session_first(db: &TestDb) {
         .await
         .status(200, "no device yet");
     let secret = Secret::generate();
-    let device = app
-        .state
-        .otp()
-        .create_totp_device(
-            &key,
-            "Phone",
-            Some(secret.clone()),
-            TotpOptions::default(),
-            true,
-        )
-        .await
-        .unwrap();
+    let device = common::add_phone(app.state.otp(), &key, &secret).await;
     let redirect = frank.get("/account/devices").await;
     redirect.status(303, "unverified session");
     assert_eq!(redirect.location(), "/account/verify?next=/account/devices");
@@ -954,15 +935,7 @@ async fn a_user_with_a_device_must_verify_the_session_first(db: &TestDb) {
         assert_eq!(reply.json()["error"], "otp_required", "{method} {path}");
         assert_eq!(reply.header(header::CACHE_CONTROL), Some("no-store"));
     }
-    assert_eq!(
-        app.state
-            .otp()
-            .devices_for_user(&key, None)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(app.device_count(&key).await, 1);
     // After the verification, the page it came from.
     let verified = frank
         .second_factor(
@@ -1056,25 +1029,14 @@ async fn enrolment_over_json(db: &TestDb) {
     let app = App::start(db).await;
     let henry_key = app.user("henry", Some("henry@example.com")).await;
     let mut henry = app.browser();
-    henry
-        .json(
-            Method::POST,
-            "/api/v1/session",
-            Some(json!({ "username": "henry", "password": PASSWORD })),
-        )
-        .await
-        .status(200, "JSON login");
+    henry.log_in_json("henry").await.status(200, "JSON login");
     let listed = henry.api_get("/api/v1/devices").await;
     listed.status(200, "empty list");
     assert_eq!(listed.json(), json!([]));
 
     // TOTP: the URI, the secret, the QR code of the same session.
     let created = henry
-        .json(
-            Method::POST,
-            "/api/v1/devices/totp",
-            Some(json!({ "name": "Phone" })),
-        )
+        .post_json("/api/v1/devices/totp", json!({ "name": "Phone" }))
         .await;
     created.status(201, "add TOTP");
     assert_eq!(created.header(header::CACHE_CONTROL), Some("no-store"));
@@ -1102,44 +1064,28 @@ async fn enrolment_over_json(db: &TestDb) {
 
     let confirm_url = format!("/api/v1/devices/{id}/confirm");
     let wrong = henry
-        .json(
-            Method::POST,
-            &confirm_url,
-            Some(json!({ "token": wrong_totp(&secret) })),
-        )
+        .post_json(&confirm_url, json!({ "token": wrong_totp(&secret) }))
         .await;
     wrong.status(401, "a wrong code");
     assert_eq!(wrong.json()["error"], "invalid_token");
     assert!(wrong.json()["message"].is_string());
     henry
-        .json(
-            Method::POST,
-            &confirm_url,
-            Some(json!({ "code": "123456" })),
-        )
+        .post_json(&confirm_url, json!({ "code": "123456" }))
         .await
         .status(400, "an unknown field");
     henry
-        .json(Method::POST, &confirm_url, Some(json!({ "token": "" })))
+        .post_json(&confirm_url, json!({ "token": "" }))
         .await
         .status(400, "an empty code");
     tokio::time::sleep(THROTTLE).await;
     let ok = henry
-        .json(
-            Method::POST,
-            &confirm_url,
-            Some(json!({ "token": totp_at(&secret, now()) })),
-        )
+        .post_json(&confirm_url, json!({ "token": totp_at(&secret, now()) }))
         .await;
     ok.status(200, "the right code");
     assert_eq!(ok.json(), json!({ "confirmed": true }));
     assert_eq!(henry.api_me().await["verified"], Value::Bool(true));
     let again = henry
-        .json(
-            Method::POST,
-            &confirm_url,
-            Some(json!({ "token": "123456" })),
-        )
+        .post_json(&confirm_url, json!({ "token": "123456" }))
         .await;
     again.status(409, "confirmed already");
     assert_eq!(again.json()["error"], "already_confirmed");
@@ -1150,27 +1096,17 @@ async fn enrolment_over_json(db: &TestDb) {
 
     // Backup codes.
     let refused = henry
-        .json(
-            Method::POST,
-            "/api/v1/devices/static",
-            Some(json!({ "count": 0 })),
-        )
+        .post_json("/api/v1/devices/static", json!({ "count": 0 }))
         .await;
     refused.status(400, "no codes");
     assert_eq!(refused.json()["error"], "invalid_count");
     let made = henry
-        .json(
-            Method::POST,
-            "/api/v1/devices/static",
-            Some(json!({ "count": 5 })),
-        )
+        .post_json("/api/v1/devices/static", json!({ "count": 5 }))
         .await;
     made.status(201, "backup codes");
     let static_id = made.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(made.json()["codes"].as_array().unwrap().len(), 5);
-    let twice = henry
-        .json(Method::POST, "/api/v1/devices/static", Some(json!({})))
-        .await;
+    let twice = henry.post_json("/api/v1/devices/static", json!({})).await;
     twice.status(409, "a second set");
     assert_eq!(twice.json()["error"], "backup_codes_exist");
 
@@ -1193,19 +1129,14 @@ async fn enrolment_over_json(db: &TestDb) {
     assert_eq!(soon.json()["error"], "challenge_cooldown");
     assert!(soon.header(header::RETRY_AFTER).is_some());
     henry
-        .json(
-            Method::POST,
+        .post_json(
             &format!("/api/v1/devices/{email_id}/confirm"),
-            Some(json!({ "token": code })),
+            json!({ "token": code }),
         )
         .await
         .status(200, "the emailed code");
     let bad = henry
-        .json(
-            Method::POST,
-            "/api/v1/devices/email",
-            Some(json!({ "email": "nope" })),
-        )
+        .post_json("/api/v1/devices/email", json!({ "email": "nope" }))
         .await;
     bad.status(400, "a bad address");
     assert_eq!(bad.json()["error"], "invalid_email");
@@ -1322,21 +1253,12 @@ async fn enrolment_over_json(db: &TestDb) {
     let last = henry.json(Method::DELETE, &device_url, None).await;
     last.status(403, "the last device with a stale verification");
     assert_eq!(last.json()["error"], "fresh_verification_required");
-    assert_eq!(
-        app.state
-            .otp()
-            .devices_for_user(&henry_key, None)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(app.device_count(&henry_key).await, 1);
     // Verified again over JSON, the last device goes.
     henry
-        .json(
-            Method::POST,
+        .post_json(
             "/api/v1/otp/verify",
-            Some(json!({ "device": id, "token": totp_at(&secret, now() + 30) })),
+            json!({ "device": id, "token": totp_at(&secret, now() + 30) }),
         )
         .await
         .status(200, "verify again");
@@ -1352,13 +1274,7 @@ async fn a_user_has_at_most_twenty_devices(db: &TestDb) {
     let app = App::start(db).await;
     app.user("ivan", None).await;
     let mut ivan = app.browser();
-    ivan.json(
-        Method::POST,
-        "/api/v1/session",
-        Some(json!({ "username": "ivan", "password": PASSWORD })),
-    )
-    .await
-    .status(200, "login");
+    ivan.log_in_json("ivan").await.status(200, "login");
     for n in 0..20 {
         ivan.json(Method::POST, "/api/v1/devices/totp", None)
             .await
@@ -1372,45 +1288,17 @@ async fn a_user_has_at_most_twenty_devices(db: &TestDb) {
     app.close().await;
 }
 
-/// Runs each async scenario, an `async fn(&TestDb)`, on a SQLite file and on a fresh
-/// PostgreSQL database (skipped without `OTP_TEST_POSTGRES_URL`). The database is made and
-/// dropped outside the scenario's runtime.
-macro_rules! enrollment_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    super::run(&crate::common::TestDb::sqlite(), super::$name);
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(db) = crate::common::TestDb::postgres() {
-                        super::run(&db, super::$name);
-                    }
-                }
-            )*
-        }
-    };
-}
-
+/// Runs an async scenario on a runtime of its own (the PostgreSQL database is made and
+/// dropped outside it).
 fn run<'a, F>(db: &'a TestDb, scenario: impl FnOnce(&'a TestDb) -> F)
 where
     F: std::future::Future<Output = ()>,
 {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(scenario(db));
+    common::block_on(scenario(db));
 }
 
-enrollment_tests!(
+crate::database_tests!(
+    run: run;
     totp_through_the_pages_then_a_two_factor_login,
     backup_codes_are_shown_once_and_downloaded_once,
     rename_remove_and_the_last_device_needs_a_fresh_factor,

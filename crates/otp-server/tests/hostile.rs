@@ -12,8 +12,8 @@
 mod common;
 
 use common::TestDb;
-use common::flows::{PASSWORD, add_device, add_user, login_pending, now_unix, totp};
-use common::http::{Client, Response};
+use common::flows::{PASSWORD, add_device, add_user, html_login, pending_client, totp_code_now};
+use common::http::{Client, Response, chunked};
 use common::probe::{Probe, Snapshot};
 use common::server::Server;
 use serde_json::{Value, json};
@@ -172,6 +172,11 @@ fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// A form posted to the second step of the HTML login.
+fn otp_form(fields: &[(&str, &str)]) -> Send {
+    post("/account/login/otp", FORM, form(fields))
+}
+
 /// The table. `totp_id` is Alice's TOTP device, `bob_id` Bob's, `csrf` the browser session's
 /// token, `origin` this server's origin.
 fn rows(totp_id: &str, bob_id: &str, csrf: &str, origin: &str) -> Vec<Row> {
@@ -207,20 +212,14 @@ fn rows(totp_id: &str, bob_id: &str, csrf: &str, origin: &str) -> Vec<Row> {
         Row::new(
             "90 KiB chunked",
             Api,
-            Send::Raw({
-                let mut raw = format!(
+            Send::Raw(chunked(
+                &format!(
                     "POST {verify} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
                      content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
-                )
-                .into_bytes();
-                for _ in 0..3 {
-                    raw.extend_from_slice(format!("{:x}\r\n", 30 * 1024).as_bytes());
-                    raw.extend_from_slice(&vec![b' '; 30 * 1024]);
-                    raw.extend_from_slice(b"\r\n");
-                }
-                raw.extend_from_slice(b"0\r\n\r\n");
-                raw
-            }),
+                ),
+                3,
+                &[b' '; 30 * 1024],
+            )),
             status(413),
         ),
         Row::new(
@@ -576,40 +575,28 @@ fn rows(totp_id: &str, bob_id: &str, csrf: &str, origin: &str) -> Vec<Row> {
         Row::new(
             "a form without its CSRF token",
             Browser,
-            post(
-                "/account/login/otp",
-                FORM,
-                form(&[("device", totp_id), ("token", "123456")]),
-            ),
+            otp_form(&[("device", totp_id), ("token", "123456")]),
             status(403),
         ),
         Row::new(
             "a forged CSRF token",
             Browser,
-            post(
-                "/account/login/otp",
-                FORM,
-                form(&[
-                    ("device", totp_id),
-                    ("token", "123456"),
-                    ("csrf_token", "forged"),
-                ]),
-            ),
+            otp_form(&[
+                ("device", totp_id),
+                ("token", "123456"),
+                ("csrf_token", "forged"),
+            ]),
             status(403),
         ),
         Row::new(
             "the right CSRF token from another origin",
             Browser,
             with_header(
-                post(
-                    "/account/login/otp",
-                    FORM,
-                    form(&[
-                        ("device", totp_id),
-                        ("token", "123456"),
-                        ("csrf_token", csrf),
-                    ]),
-                ),
+                otp_form(&[
+                    ("device", totp_id),
+                    ("token", "123456"),
+                    ("csrf_token", csrf),
+                ]),
                 "origin",
                 "http://evil.example",
             ),
@@ -618,31 +605,23 @@ fn rows(totp_id: &str, bob_id: &str, csrf: &str, origin: &str) -> Vec<Row> {
         Row::new(
             "two CSRF tokens",
             Browser,
-            post(
-                "/account/login/otp",
-                FORM,
-                form(&[
-                    ("csrf_token", "forged"),
-                    ("device", totp_id),
-                    ("token", "123456"),
-                    ("csrf_token", csrf),
-                ]),
-            ),
+            otp_form(&[
+                ("csrf_token", "forged"),
+                ("device", totp_id),
+                ("token", "123456"),
+                ("csrf_token", csrf),
+            ]),
             Expect::ClientError,
         ),
         Row::new(
             "a repeated device field",
             Browser,
-            post(
-                "/account/login/otp",
-                FORM,
-                form(&[
-                    ("csrf_token", csrf),
-                    ("device", totp_id),
-                    ("device", bob_id),
-                    ("token", "123456"),
-                ]),
-            ),
+            otp_form(&[
+                ("csrf_token", csrf),
+                ("device", totp_id),
+                ("device", bob_id),
+                ("token", "123456"),
+            ]),
             Expect::ClientError,
         ),
         Row::new(
@@ -669,53 +648,37 @@ fn rows(totp_id: &str, bob_id: &str, csrf: &str, origin: &str) -> Vec<Row> {
         Row::new(
             "a form of 100 KiB",
             Browser,
-            post(
-                "/account/login/otp",
-                FORM,
-                form(&[("csrf_token", csrf), ("token", &"1".repeat(100 * 1024))]),
-            ),
+            otp_form(&[("csrf_token", csrf), ("token", &"1".repeat(100 * 1024))]),
             status(413),
         ),
         Row::new(
             "an unknown device in a form",
             Browser,
-            post(
-                "/account/login/otp",
-                FORM,
-                form(&[
-                    ("csrf_token", csrf),
-                    ("device", "totp/999999"),
-                    ("token", "123456"),
-                ]),
-            ),
+            otp_form(&[
+                ("csrf_token", csrf),
+                ("device", "totp/999999"),
+                ("token", "123456"),
+            ]),
             status(400),
         ),
         Row::new(
             "another user's device in a form",
             Browser,
-            post(
-                "/account/login/otp",
-                FORM,
-                form(&[
-                    ("csrf_token", csrf),
-                    ("device", bob_id),
-                    ("token", "123456"),
-                ]),
-            ),
+            otp_form(&[
+                ("csrf_token", csrf),
+                ("device", bob_id),
+                ("token", "123456"),
+            ]),
             status(400),
         ),
         Row::new(
             "a 10 KB token in a form",
             Browser,
-            post(
-                "/account/login/otp",
-                FORM,
-                form(&[
-                    ("csrf_token", csrf),
-                    ("device", totp_id),
-                    ("token", &"7".repeat(10 * 1024)),
-                ]),
-            ),
+            otp_form(&[
+                ("csrf_token", csrf),
+                ("device", totp_id),
+                ("token", &"7".repeat(10 * 1024)),
+            ]),
             status(401),
         )
         .counts_one_failure(),
@@ -1057,20 +1020,9 @@ fn hostile_input(db: &mut TestDb) {
         ],
     );
     let origin = server.url.clone();
-    let mut api = server.client();
-    login_pending(&mut api, "alice");
+    let mut api = pending_client(&server, "alice");
     let mut browser = server.client();
-    let token = browser.get("/account/login").csrf_token();
-    browser
-        .post_form(
-            "/account/login",
-            &[
-                ("csrf_token", &token),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .assert_status(303, "HTML password step");
+    html_login(&mut browser, "alice", &[]).assert_status(303, "HTML password step");
     let page = browser.get("/account/login/otp");
     page.assert_status(200, "the second-factor page");
     let csrf = page.csrf_token();
@@ -1095,7 +1047,7 @@ fn hostile_input(db: &mut TestDb) {
     slow.assert_status(408, "a body that never ends");
 
     // The sessions the table used are intact: both finish their login.
-    let code = totp(&alice_totp).code_at(now_unix()).unwrap().to_string();
+    let code = totp_code_now(&alice_totp);
     common::flows::verify(&mut api, totp_id, &code).assert_status(200, "the API session");
 
     // Verified, the API session may manage its devices: ids that are malformed, unknown or
@@ -1184,30 +1136,12 @@ fn successful_logins_stay_on_the_site(db: &mut TestDb) {
     for (index, next) in nexts.iter().enumerate() {
         // The password alone (Carol has no device).
         let mut client = server.client();
-        let token = client.get("/account/login").csrf_token();
-        let done = client.post_form(
-            "/account/login",
-            &[
-                ("csrf_token", &token),
-                ("username", "carol"),
-                ("password", PASSWORD),
-                ("next", next),
-            ],
-        );
+        let done = html_login(&mut client, "carol", &[("next", next)]);
         done.assert_status(303, next);
         assert_eq!(done.header("location"), Some("/"), "next={next:?}");
         // The second factor (Dave's backup codes, one each).
         let mut client = server.client();
-        let token = client.get("/account/login").csrf_token();
-        let started = client.post_form(
-            "/account/login",
-            &[
-                ("csrf_token", &token),
-                ("username", "dave"),
-                ("password", PASSWORD),
-                ("next", next),
-            ],
-        );
+        let started = html_login(&mut client, "dave", &[("next", next)]);
         started.assert_status(303, next);
         let location = started.header("location").unwrap().to_owned();
         assert_eq!(location, "/account/login/otp", "next={next:?}");
@@ -1226,7 +1160,7 @@ fn successful_logins_stay_on_the_site(db: &mut TestDb) {
     }
 }
 
-operator_tests!(hostile_input, successful_logins_stay_on_the_site);
+database_tests!(hostile_input, successful_logins_stay_on_the_site);
 
 /// Headers that never end, or never start, do not hold a connection past the request timeout
 /// (hyper's header read timeout, with a timer; the request timeout starts after the headers).

@@ -521,4 +521,4 @@ fn secrets_stay_out_of_the_log(db: &mut TestDb) {
     }
 }
 
-operator_tests!(secrets_stay_out_of_the_log);
+database_tests!(secrets_stay_out_of_the_log);

@@ -12,8 +12,8 @@ use std::sync::Barrier;
 use std::time::Duration;
 
 use common::flows::{
-    add_device, add_user, hotp, hotp_codes_from, listed_device, login_pending, now_unix, outcome,
-    reset_account, totp, totp_codes_near_now, verify, wrong_code,
+    add_device, add_user, assert_throttled, hotp, hotp_codes_from, listed_device, now_unix,
+    outcome, pending_client, reset_account, totp, totp_codes_near_now, verify, wrong_code,
 };
 use common::http::{Client, Response};
 use common::probe::Probe;
@@ -85,10 +85,10 @@ fn three_servers_on_one_postgres_database() {
     urls.dedup();
     assert_eq!(urls.len(), 3, "three ports: {urls:?}");
     // One session per server, each past the password.
-    let mut clients: Vec<Client> = servers.iter().map(Server::client).collect();
-    for client in &mut clients {
-        login_pending(client, "alice");
-    }
+    let mut clients: Vec<Client> = servers
+        .iter()
+        .map(|server| pending_client(server, "alice"))
+        .collect();
     let mut probe = Probe::open(&db);
 
     // 1. The same right code on the three servers at once: exactly one acceptance. The
@@ -154,16 +154,7 @@ fn three_servers_on_one_postgres_database() {
         id(&totp_device),
         &wrong_code(&mut rng, &avoid),
     );
-    assert_eq!(
-        outcome(&throttled),
-        (429, "n_failed_attempts".to_owned()),
-        "{}",
-        throttled.body
-    );
-    let retry_after: u64 = throttled
-        .header("retry-after")
-        .and_then(|value| value.parse().ok())
-        .expect("Retry-After");
+    let retry_after = assert_throttled(&throttled);
     assert!(retry_after >= 1);
     // Even the right code (the next step's, within the tolerance) waits, on the third server.
     let next_code = totp_gen.code_at(now + 30).unwrap().to_string();

@@ -6,10 +6,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 
-use common::smtp::SmtpSink;
-use common::{Output, TestDb, application_key, clean_command, run};
+use common::{
+    Output, TestDb, application_key, assert_one_line_error, clean_command, run, run_concurrently,
+};
+use otp_test_support::smtp::BlockingSmtpServer;
 use serde_json::Value;
 
 /// Asserts status 0 and nothing on stderr; returns stdout.
@@ -26,24 +27,8 @@ fn ok(db: &TestDb, args: &[&str]) -> String {
 /// Asserts `status`, nothing on stdout and one `otp: ` line on stderr; returns that line.
 fn fails(db: &TestDb, args: &[&str], status: i32) -> String {
     let out = db.otp(args);
-    assert_one_line_failure(&out, status, args);
+    assert_one_line_error(&out, status, args);
     out.stderr
-}
-
-fn assert_one_line_failure(out: &Output, status: i32, args: &[&str]) {
-    assert_eq!(out.code, Some(status), "otp {args:?}: {out:?}");
-    assert_eq!(out.stdout, "", "otp {args:?} printed on stdout");
-    assert_eq!(
-        out.stderr.lines().count(),
-        1,
-        "otp {args:?}: {:?}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.starts_with("otp: ") && out.stderr.ends_with('\n'),
-        "otp {args:?}: {:?}",
-        out.stderr
-    );
 }
 
 /// Runs a command that succeeds and prints JSON; returns it.
@@ -85,9 +70,18 @@ fn code_of(db: &TestDb, uri: &str, counter: Option<u64>) -> String {
     out.stdout.trim_end().to_owned()
 }
 
+/// `otp device add KIND --user USER OPTIONS... --json`, which must succeed quietly: the
+/// device.
+fn add_device(db: &TestDb, kind: &str, user: &str, options: &[&str]) -> Value {
+    let mut args = vec!["device", "add", kind, "--user", user];
+    args.extend_from_slice(options);
+    args.push("--json");
+    json(db, &args)
+}
+
 /// `otp device add totp --user USER --json`: the id and the URI.
 fn add_totp(db: &TestDb, user: &str) -> (String, String) {
-    let device = json(db, &["device", "add", "totp", "--user", user, "--json"]);
+    let device = add_device(db, "totp", user, &[]);
     (
         str_of(&device, "id").to_owned(),
         str_of(&device, "uri").to_owned(),
@@ -111,7 +105,7 @@ fn assert_verified(db: &TestDb, user: &str, device: &str, token: &str) {
 fn assert_rejected(db: &TestDb, user: &str, device: &str, token: &str) -> String {
     let args = ["verify", "--user", user, "--device", device, token];
     let out = db.otp(args);
-    assert_one_line_failure(&out, 1, &args);
+    assert_one_line_error(&out, 1, &args);
     out.stderr
 }
 
@@ -137,7 +131,7 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-crate::operator_tests!(
+crate::database_tests!(
     commands_migrate_by_themselves_and_migrate_is_idempotent,
     totp_device_verifies_a_code_from_its_uri_once,
     device_add_options_and_plain_output,
@@ -185,7 +179,7 @@ fn commands_migrate_by_themselves_and_migrate_is_idempotent(db: &mut TestDb) {
 }
 
 fn totp_device_verifies_a_code_from_its_uri_once(db: &mut TestDb) {
-    let device = json(db, &["device", "add", "totp", "--user", "alice", "--json"]);
+    let device = add_device(db, "totp", "alice", &[]);
     assert_eq!(
         keys(&device),
         set(&["id", "kind", "name", "confirmed", "uri"])
@@ -222,14 +216,11 @@ fn totp_device_verifies_a_code_from_its_uri_once(db: &mut TestDb) {
 }
 
 fn device_add_options_and_plain_output(db: &mut TestDb) {
-    let device = json(
+    let device = add_device(
         db,
+        "totp",
+        "alice",
         &[
-            "device",
-            "add",
-            "totp",
-            "--user",
-            "alice",
             "--name",
             "Phone",
             "--digits",
@@ -238,7 +229,6 @@ fn device_add_options_and_plain_output(db: &mut TestDb) {
             "sha256",
             "--step",
             "60",
-            "--json",
         ],
     );
     assert_eq!(device["name"], "Phone");
@@ -269,7 +259,7 @@ fn device_add_options_and_plain_output(db: &mut TestDb) {
 }
 
 fn hotp_device_verifies_its_codes(db: &mut TestDb) {
-    let device = json(db, &["device", "add", "hotp", "--user", "alice", "--json"]);
+    let device = add_device(db, "hotp", "alice", &[]);
     assert_eq!(
         keys(&device),
         set(&["id", "kind", "name", "confirmed", "uri"])
@@ -300,12 +290,7 @@ fn hotp_device_verifies_its_codes(db: &mut TestDb) {
 }
 
 fn static_codes_work_once(db: &mut TestDb) {
-    let device = json(
-        db,
-        &[
-            "device", "add", "static", "--user", "alice", "--count", "3", "--json",
-        ],
-    );
+    let device = add_device(db, "static", "alice", &["--count", "3"]);
     assert_eq!(
         keys(&device),
         set(&["id", "kind", "name", "confirmed", "codes"])
@@ -382,19 +367,7 @@ fn static_token_add_reuses_the_backup_code_device(db: &mut TestDb) {
 }
 
 fn email_device_add(db: &mut TestDb) {
-    let device = json(
-        db,
-        &[
-            "device",
-            "add",
-            "email",
-            "--user",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--json",
-        ],
-    );
+    let device = add_device(db, "email", "alice", &["--email", "alice@example.com"]);
     assert_eq!(
         keys(&device),
         set(&["id", "kind", "name", "confirmed", "email"])
@@ -436,22 +409,8 @@ fn email_device_add(db: &mut TestDb) {
 fn device_list_is_a_json_array_of_the_users_devices(db: &mut TestDb) {
     let before = now();
     let (totp, _) = add_totp(db, "alice");
-    let hotp = json(
-        db,
-        &[
-            "device",
-            "add",
-            "hotp",
-            "--user",
-            "alice",
-            "--unconfirmed",
-            "--json",
-        ],
-    );
-    let backup = json(
-        db,
-        &["device", "add", "static", "--user", "alice", "--json"],
-    );
+    let hotp = add_device(db, "hotp", "alice", &["--unconfirmed"]);
+    let backup = add_device(db, "static", "alice", &[]);
     add_totp(db, "bob");
     let after = now();
 
@@ -557,18 +516,7 @@ fn remove_reset_and_unknown_devices(db: &mut TestDb) {
 }
 
 fn unconfirmed_device_does_not_verify(db: &mut TestDb) {
-    let device = json(
-        db,
-        &[
-            "device",
-            "add",
-            "totp",
-            "--user",
-            "alice",
-            "--unconfirmed",
-            "--json",
-        ],
-    );
+    let device = add_device(db, "totp", "alice", &["--unconfirmed"]);
     assert_eq!(device["confirmed"], false);
     let code = code_of(db, str_of(&device, "uri"), None);
     assert_eq!(
@@ -627,17 +575,12 @@ fn code_in_mail(body: &str) -> String {
 }
 
 fn add_email(db: &TestDb, user: &str, address: &str) -> String {
-    let device = json(
-        db,
-        &[
-            "device", "add", "email", "--user", user, "--email", address, "--json",
-        ],
-    );
+    let device = add_device(db, "email", user, &["--email", address]);
     str_of(&device, "id").to_owned()
 }
 
 fn challenge_sends_a_code_over_smtp_with_a_cooldown(db: &mut TestDb) {
-    let sink = SmtpSink::start();
+    let sink = BlockingSmtpServer::start();
     db.set_env("OTP_SMTP_URL", &sink.url());
     let id = add_email(db, "alice", "alice@example.com");
     let challenge = ["challenge", "--user", "alice", "--device", id.as_str()];
@@ -731,7 +674,7 @@ fn challenge_refusals_and_delivery_failures(db: &mut TestDb) {
     let challenge = ["challenge", "--user", "alice", "--device", id.as_str()];
     let err = fails(db, &challenge, 2);
     assert!(err.starts_with("otp: delivery failed: "), "{err}");
-    let sink = SmtpSink::start();
+    let sink = BlockingSmtpServer::start();
     db.set_env("OTP_SMTP_URL", &sink.url());
     ok(db, &challenge);
     assert_eq!(sink.received().len(), 1);
@@ -745,28 +688,18 @@ fn concurrent_verifies_accept_a_code_once(db: &mut TestDb) {
     const PROCESSES: usize = 8;
     let (id, uri) = add_totp(db, "alice");
     let code = code_of(db, &uri, None);
-    let children: Vec<_> = (0..PROCESSES)
-        .map(|_| {
-            db.command(["verify", "--user", "alice", "--device", &id, &code])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start otp verify")
-        })
-        .collect();
-    let outputs: Vec<_> = children
-        .into_iter()
-        .map(|child| child.wait_with_output().expect("wait for otp verify"))
-        .collect();
+    let outputs = run_concurrently(
+        (0..PROCESSES).map(|_| db.command(["verify", "--user", "alice", "--device", &id, &code])),
+    );
     let mut statuses = [0; 3];
     for output in &outputs {
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = &output.stderr;
         assert!(!stderr.contains("database is locked"), "{stderr}");
-        match output.status.code() {
+        match output.code {
             Some(status @ 0..=2) => statuses[status as usize] += 1,
             other => panic!("status {other:?}: {stderr}"),
         }
-        if output.status.code() == Some(1) {
+        if output.code == Some(1) {
             assert!(
                 stderr == "otp: invalid token\n" || stderr.starts_with("otp: throttled: retry in "),
                 "{stderr}"
@@ -778,14 +711,9 @@ fn concurrent_verifies_accept_a_code_once(db: &mut TestDb) {
 
 fn keys_rotate_reseals_under_the_newest_key(db: &mut TestDb) {
     let (totp, totp_uri) = add_totp(db, "alice");
-    let hotp = json(db, &["device", "add", "hotp", "--user", "alice", "--json"]);
+    let hotp = add_device(db, "hotp", "alice", &[]);
     let (hotp, hotp_uri) = (str_of(&hotp, "id"), str_of(&hotp, "uri"));
-    let backup = json(
-        db,
-        &[
-            "device", "add", "static", "--user", "alice", "--count", "2", "--json",
-        ],
-    );
+    let backup = add_device(db, "static", "alice", &["--count", "2"]);
     let backup_code = backup["codes"][0].as_str().unwrap().to_owned();
     let backup_id = str_of(&backup, "id").to_owned();
     // Nothing to do while there is one key.
@@ -873,7 +801,7 @@ fn postgresql_without_a_key_is_refused() {
         "alice",
     ];
     let out = run(clean_command(dir.path()).args(args));
-    assert_one_line_failure(&out, 2, &args);
+    assert_one_line_error(&out, 2, &args);
     assert_eq!(out.stderr, MESSAGE);
 
     // And on a real server, with a key file that is not there.
@@ -890,11 +818,11 @@ fn postgresql_without_a_key_is_refused() {
         "alice",
     ]);
     let out = run(&mut command);
-    assert_one_line_failure(&out, 2, &args);
+    assert_one_line_error(&out, 2, &args);
     assert_eq!(out.stderr, MESSAGE);
     let missing = db.dir().join("missing.key");
     let out = run(command.env("OTP_KEY_FILE", &missing));
-    assert_one_line_failure(&out, 2, &args);
+    assert_one_line_error(&out, 2, &args);
     assert!(
         out.stderr
             .starts_with(&format!("otp: key file {}: ", missing.display())),
@@ -933,7 +861,7 @@ fn the_database_defaults_to_the_environment_then_otp_db_in_the_working_directory
     let out = run(clean_command(dir.path())
         .env("OTP_DATABASE_URL", "mysql://localhost/otp")
         .arg("migrate"));
-    assert_one_line_failure(&out, 2, &["migrate"]);
+    assert_one_line_error(&out, 2, &["migrate"]);
     assert_eq!(
         out.stderr,
         "otp: invalid database URL: expected sqlite://PATH or postgres://USER@HOST/DATABASE\n"
@@ -975,7 +903,7 @@ fn keys_from_the_environment_and_a_key_file() {
         &[("OTP_SECRET_KEY", "7:abcd")],
         &["device", "list", "--user", "alice"],
     );
-    assert_one_line_failure(&out, 2, &[]);
+    assert_one_line_error(&out, 2, &[]);
     assert_eq!(
         out.stderr,
         "otp: invalid application key: key 7 must be 64 hex digits (256 bits)\n"
@@ -985,7 +913,7 @@ fn keys_from_the_environment_and_a_key_file() {
         &[("OTP_SECRET_KEY", &application_key(7, 8))],
         &["verify", "--user", "alice", "--device", id, "123456"],
     );
-    assert_one_line_failure(&out, 2, &[]);
+    assert_one_line_error(&out, 2, &[]);
 }
 
 #[test]
@@ -994,26 +922,16 @@ fn concurrent_commands_on_a_fresh_machine_share_one_database_and_key() {
     // wait for them instead of failing.
     const PROCESSES: usize = 8;
     let dir = tempfile::tempdir().unwrap();
-    let children: Vec<_> = (0..PROCESSES)
-        .map(|n| {
-            clean_command(dir.path())
-                .args(["static-token", "add", "--user", &format!("user{n}")])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start otp")
-        })
-        .collect();
-    let codes: Vec<String> = children
+    let outputs = run_concurrently((0..PROCESSES).map(|n| {
+        let mut command = clean_command(dir.path());
+        command.args(["static-token", "add", "--user", &format!("user{n}")]);
+        command
+    }));
+    let codes: Vec<String> = outputs
         .into_iter()
-        .map(|child| {
-            let output = child.wait_with_output().expect("wait for otp");
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert_eq!((output.status.code(), stderr.as_ref()), (Some(0), ""));
-            String::from_utf8(output.stdout)
-                .unwrap()
-                .trim_end()
-                .to_owned()
+        .map(|output| {
+            assert_eq!((output.code, output.stderr.as_str()), (Some(0), ""));
+            output.stdout.trim_end().to_owned()
         })
         .collect();
     // Every code was hashed under the one key now in the file.

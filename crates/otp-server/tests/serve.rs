@@ -3,13 +3,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
+use std::process::Command;
 use std::time::Duration;
 
-use common::http::{Client, Response};
-use common::server::Server;
-use common::{TestDb, clean_command, run};
+use common::flows::{PASSWORD, add_device, add_user, html_login, json_login};
+use common::http::{Client, Response, chunked};
+use common::server::{SERVE, Server};
+use common::{TestDb, clean_command, run, run_with_input};
 use serde_json::{Value, json};
 
 /// The Content-Security-Policy the issue asks for, written out here rather than taken from the
@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
-const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "staple of the horse";
 
 #[track_caller]
@@ -43,45 +42,13 @@ fn assert_security_headers(response: &Response, what: &str) {
     assert_eq!(response.header("x-frame-options"), Some("DENY"), "{what}");
 }
 
-/// `otp user add USERNAME --password-stdin EXTRA...` with `password` on standard input;
-/// returns the user key it printed.
+/// Runs `command`, an `otp serve` that must refuse to start with status 2; returns its
+/// standard error.
 #[track_caller]
-fn add_user(db: &TestDb, username: &str, password: &str, extra: &[&str]) -> String {
-    let mut command = db.command(["user", "add", username, "--password-stdin"]);
-    command
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("run otp user add");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        output.status.success(),
-        "otp user add {username}: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-        .split("(key ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .unwrap_or_else(|| panic!("no key in {stdout:?}"))
-        .to_owned()
-}
-
-/// `POST /api/v1/session`.
-fn login(client: &mut Client, username: &str, password: &str) -> Response {
-    client.json(
-        "POST",
-        "/api/v1/session",
-        &json!({ "username": username, "password": password }),
-    )
+fn refused(command: &mut Command) -> String {
+    let out = run(command);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    out.stderr
 }
 
 /// `GET /api/v1/me`.
@@ -186,11 +153,11 @@ fn signup_then_json_login(db: &mut TestDb) {
 
     // The JSON API logs the new user in, whatever the case of the username.
     let mut api = server.client();
-    let wrong = login(&mut api, "alice", "wrong password");
+    let wrong = json_login(&mut api, "alice", "wrong password");
     wrong.assert_status(401, "a wrong password");
     assert_eq!(wrong.json()["error"], "invalid_credentials");
-    login(&mut api, "nobody", PASSWORD).assert_status(401, "an unknown user");
-    let logged_in = login(&mut api, "aLiCe", PASSWORD);
+    json_login(&mut api, "nobody", PASSWORD).assert_status(401, "an unknown user");
+    let logged_in = json_login(&mut api, "aLiCe", PASSWORD);
     logged_in.assert_status(200, "JSON login");
     assert_eq!(
         logged_in.json(),
@@ -214,15 +181,7 @@ fn signup_then_json_login(db: &mut TestDb) {
 
     // The library's HTML pages log the same user in, and the home page's form out.
     let mut html = server.client();
-    let token = html.get("/account/login").csrf_token();
-    let logged_in = html.post_form(
-        "/account/login",
-        &[
-            ("csrf_token", &token),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ],
-    );
+    let logged_in = html_login(&mut html, "alice", &[]);
     logged_in.assert_status(303, "HTML login");
     assert_eq!(logged_in.header("location"), Some("/"));
     let home = html.get("/");
@@ -246,7 +205,7 @@ fn me_status(client: &mut Client, status: u16) -> Response {
 }
 
 fn password_change_ends_other_sessions(db: &mut TestDb) {
-    add_user(db, "bob", PASSWORD, &[]);
+    add_user(db, "bob", &[]);
     let server = Server::start(db, &[]);
     let mut anonymous = server.client();
     let redirect = anonymous.get("/account/password");
@@ -258,8 +217,8 @@ fn password_change_ends_other_sessions(db: &mut TestDb) {
 
     let mut a = server.client();
     let mut b = server.client();
-    login(&mut a, "bob", PASSWORD).assert_status(200, "login a");
-    login(&mut b, "bob", PASSWORD).assert_status(200, "login b");
+    json_login(&mut a, "bob", PASSWORD).assert_status(200, "login a");
+    json_login(&mut b, "bob", PASSWORD).assert_status(200, "login b");
     let page = a.get("/account/password");
     page.assert_status(200, "password page");
     let token = page.csrf_token();
@@ -296,22 +255,20 @@ fn password_change_ends_other_sessions(db: &mut TestDb) {
     me_status(&mut a, 200);
     me_status(&mut b, 401);
     let mut c = server.client();
-    login(&mut c, "bob", PASSWORD).assert_status(401, "the old password");
-    login(&mut c, "bob", NEW_PASSWORD).assert_status(200, "the new password");
+    json_login(&mut c, "bob", PASSWORD).assert_status(401, "the old password");
+    json_login(&mut c, "bob", NEW_PASSWORD).assert_status(200, "the new password");
 }
 
 fn two_factor_login_over_json(db: &mut TestDb) {
-    let key = add_user(db, "carol", PASSWORD, &[]);
-    let added = db.otp(["device", "add", "totp", "--user", "Carol", "--json"]);
-    assert_eq!(added.code, Some(0), "{added:?}");
-    let device: Value = serde_json::from_str(&added.stdout).unwrap();
+    let key = add_user(db, "carol", &[]);
+    let device = add_device(db, "totp", "Carol", &[]);
     let (id, uri) = (
         device["id"].as_str().unwrap(),
         device["uri"].as_str().unwrap(),
     );
     let server = Server::start(db, &[]);
     let mut client = server.client();
-    let started = login(&mut client, "carol", PASSWORD);
+    let started = json_login(&mut client, "carol", PASSWORD);
     started.assert_status(200, "password step");
     assert_eq!(started.json()["otp_required"], Value::Bool(true));
     assert_eq!(started.json()["devices"][0]["id"], id);
@@ -349,16 +306,13 @@ fn oversized_bodies_get_413_and_slow_ones_408(db: &mut TestDb) {
     response.assert_status(413, "100 KiB with Content-Length");
     assert_security_headers(&response, "413");
     // Chunked, so that only reading tells.
-    let mut chunked = b"POST /signup HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
-        content-type: application/x-www-form-urlencoded\r\ntransfer-encoding: chunked\r\n\r\n"
-        .to_vec();
-    for _ in 0..3 {
-        chunked.extend_from_slice(format!("{:x}\r\n", 30 * 1024).as_bytes());
-        chunked.extend_from_slice(&vec![b'a'; 30 * 1024]);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
-    client.raw(&chunked).assert_status(413, "90 KiB, chunked");
+    let request = chunked(
+        "POST /signup HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+         content-type: application/x-www-form-urlencoded\r\ntransfer-encoding: chunked\r\n\r\n",
+        3,
+        &[b'a'; 30 * 1024],
+    );
+    client.raw(&request).assert_status(413, "90 KiB, chunked");
     // Below the limit: the handler sees it (and refuses it as not JSON).
     let fits = vec![b'a'; 60 * 1024];
     client
@@ -388,27 +342,16 @@ fn sigterm_stops_the_server_with_status_0(db: &mut TestDb) {
 }
 
 fn user_add_then_device_list_by_username(db: &mut TestDb) {
-    let mut command = db.command(["user", "add", "dave", "--password-stdin"]);
-    command.args(["--email", "dave@example.com", "--staff"]);
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\r\n").as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let added = run_with_input(
+        db.command(["user", "add", "dave", "--password-stdin"])
+            .args(["--email", "dave@example.com", "--staff"]),
+        &format!("{PASSWORD}\r\n"),
+    );
     assert_eq!(
-        (output.status.code(), stdout.as_str()),
+        (added.code, added.stdout.as_str()),
         (Some(0), "added staff user dave (key 1)\n"),
         "{}",
-        String::from_utf8_lossy(&output.stderr)
+        added.stderr
     );
     let added = db.otp(["device", "add", "static", "--user", "DAVE", "--json"]);
     assert_eq!(added.code, Some(0), "{added:?}");
@@ -440,7 +383,7 @@ fn user_add_then_device_list_by_username(db: &mut TestDb) {
         .to_owned();
     assert_eq!(password.len(), 20);
     let server = Server::start(db, &[]);
-    login(&mut server.client(), "erin", &password).assert_status(200, "generated password");
+    json_login(&mut server.client(), "erin", &password).assert_status(200, "generated password");
 
     // Refusals: one line, status 2, before anything is written.
     for (args, stdin, message) in [
@@ -470,32 +413,19 @@ fn user_add_then_device_list_by_username(db: &mut TestDb) {
             "otp: invalid email address\n",
         ),
     ] {
-        let mut child = db
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        assert_eq!(String::from_utf8_lossy(&output.stderr), message, "{args:?}");
-        assert!(output.stdout.is_empty(), "{args:?}");
+        let refused = run_with_input(&mut db.command(args), stdin);
+        assert_eq!(refused.code, Some(2), "{args:?}");
+        assert_eq!(refused.stderr, message, "{args:?}");
+        assert!(refused.stdout.is_empty(), "{args:?}");
     }
 }
 
 fn servers_share_users_devices_and_sessions(db: &mut TestDb) {
-    add_user(db, "grace", PASSWORD, &[]);
+    add_user(db, "grace", &[]);
     let one = Server::start(db, &[]);
     let two = Server::start(db, &[]);
     let mut on_one = one.client();
-    login(&mut on_one, "grace", PASSWORD).assert_status(200, "login on one");
+    json_login(&mut on_one, "grace", PASSWORD).assert_status(200, "login on one");
     let key = me_status(&mut on_one, 200).json()["user"].clone();
     // The same cookie on the other server: the same session.
     let mut on_two = Client::with_cookie_of(&two.url, &on_one);
@@ -504,7 +434,7 @@ fn servers_share_users_devices_and_sessions(db: &mut TestDb) {
     let added = db.otp(["device", "add", "totp", "--user", "grace", "--json"]);
     assert_eq!(added.code, Some(0), "{added:?}");
     let mut fresh = two.client();
-    let started = login(&mut fresh, "grace", PASSWORD);
+    let started = json_login(&mut fresh, "grace", PASSWORD);
     assert_eq!(started.json()["otp_required"], Value::Bool(true));
     // Logging out on two ends the session on one.
     on_two
@@ -515,36 +445,27 @@ fn servers_share_users_devices_and_sessions(db: &mut TestDb) {
 }
 
 fn settings_errors_are_named_and_signup_can_be_closed(db: &mut TestDb) {
-    let out = run(db
-        .command(["serve", "--addr", "127.0.0.1:0"])
-        .env("OTP_SIGNUP", "maybe"));
-    assert_eq!(out.code, Some(2), "{out:?}");
     assert_eq!(
-        out.stderr,
+        refused(db.command(SERVE).env("OTP_SIGNUP", "maybe")),
         "otp: invalid setting OTP_SIGNUP: expected true, false, 1, 0, yes or no, got \"maybe\"\n"
     );
     let file = db.dir().join("otp.toml");
     std::fs::write(&file, "[server]\nsinup = false\n").unwrap();
-    let out = run(db
-        .command(["serve", "--addr", "127.0.0.1:0", "--config"])
-        .arg(&file));
-    assert_eq!(out.code, Some(2), "{out:?}");
+    let stderr = refused(db.command(SERVE).arg("--config").arg(&file));
     assert!(
-        out.stderr
+        stderr
             .starts_with("otp: invalid setting server.sinup: unknown setting; the [server] table"),
-        "{}",
-        out.stderr
+        "{stderr}"
     );
-    assert_eq!(out.stderr.lines().count(), 1);
-    let out = run(db
-        .command(["serve", "--addr", "127.0.0.1:0"])
-        .env("OTP_CONFIG", &file)
-        .env("OTP_TOTP_TOLERANCE", "99"));
-    assert_eq!(out.code, Some(2), "{out:?}");
+    assert_eq!(stderr.lines().count(), 1);
+    let stderr = refused(
+        db.command(SERVE)
+            .env("OTP_CONFIG", &file)
+            .env("OTP_TOTP_TOLERANCE", "99"),
+    );
     assert!(
-        out.stderr.starts_with("otp: invalid setting server.sinup"),
-        "the file is read first: {}",
-        out.stderr
+        stderr.starts_with("otp: invalid setting server.sinup"),
+        "the file is read first: {stderr}"
     );
 
     // A file that closes sign-up, with the framework's settings beside the server's.
@@ -568,7 +489,7 @@ fn settings_errors_are_named_and_signup_can_be_closed(db: &mut TestDb) {
         .assert_status(404, "closed sign-up, POST");
 }
 
-operator_tests!(
+database_tests!(
     home_page_sends_the_security_headers,
     signup_then_json_login,
     password_change_ends_other_sessions,
@@ -585,7 +506,7 @@ fn first_run_creates_the_database_and_a_private_key_file() {
     let dir = tempfile::tempdir().unwrap();
     // No --database-url and no OTP_DATABASE_URL: otp.db in the working directory.
     let mut command = clean_command(dir.path());
-    command.args(["serve", "--addr", "127.0.0.1:0"]);
+    command.args(SERVE);
     let mut server = Server::spawn(command, dir.path());
     assert!(dir.path().join("otp.db").is_file());
     let key_file = dir.path().join("otp.db.key");
@@ -611,7 +532,7 @@ fn first_run_creates_the_database_and_a_private_key_file() {
     assert_eq!(server.terminate(Duration::from_secs(10)).code(), Some(0));
     // A second run keeps the key.
     let mut command = clean_command(dir.path());
-    command.args(["serve", "--addr", "127.0.0.1:0"]);
+    command.args(SERVE);
     let mut again = Server::spawn(command, dir.path());
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), keys);
     assert_eq!(again.terminate(Duration::from_secs(10)).code(), Some(0));
@@ -622,14 +543,9 @@ fn postgres_without_a_key_is_refused() {
     let Some(db) = TestDb::postgres() else {
         return;
     };
-    let out = run(db
-        .command(["serve", "--addr", "127.0.0.1:0"])
-        .env_remove("OTP_SECRET_KEY"));
-    assert_eq!(out.code, Some(2), "{out:?}");
+    let stderr = refused(db.command(SERVE).env_remove("OTP_SECRET_KEY"));
     assert!(
-        out.stderr
-            .starts_with("otp: no application key: set OTP_SECRET_KEY"),
-        "{}",
-        out.stderr
+        stderr.starts_with("otp: no application key: set OTP_SECRET_KEY"),
+        "{stderr}"
     );
 }

@@ -18,12 +18,7 @@ where
     F: FnOnce(Users) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    common::block_on(async {
         let store = Store::connect(&db.url).await.unwrap();
         let users = Users::new(store.clone());
         users.migrate().await.unwrap();
@@ -296,7 +291,7 @@ fn list_search_and_resolve(db: &mut TestDb) {
     });
 }
 
-operator_tests!(
+database_tests!(
     create_and_find,
     create_refuses_bad_input_and_duplicates,
     authenticate_and_change_passwords,

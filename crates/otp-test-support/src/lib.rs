@@ -1,14 +1,17 @@
 //! Test support shared by the crates of the otp framework (a dev-dependency only):
 //!
 //! - [`TestDb`]: a real database for one test, a SQLite file in a temporary directory or a fresh
-//!   PostgreSQL database on the server of `OTP_TEST_POSTGRES_URL`, dropped afterwards;
+//!   PostgreSQL database on the server of `OTP_TEST_POSTGRES_URL`, dropped afterwards (from an
+//!   async test, or from a plain one with [`TestDb::postgres_blocking`]);
 //! - [`store_tests!`]: runs each listed scenario on both;
-//! - [`smtp::SmtpServer`]: an SMTP server on loopback that keeps what it receives;
+//! - [`smtp::SmtpServer`]: an SMTP server on loopback that keeps what it receives (on a runtime
+//!   of its own for a plain test: [`smtp::BlockingSmtpServer`]);
 //! - [`strict`] and [`missing`]: the rule for outside tools and services, which skip with a notice
 //!   unless `OTP_TEST_STRICT=1` (as in CI) makes their absence a failure.
 
 pub mod smtp;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Whether a missing outside tool or service must fail the test (`OTP_TEST_STRICT=1`, as in CI).
@@ -24,32 +27,37 @@ pub fn missing(what: &str) {
     eprintln!("skipping: {what} is not available");
 }
 
-/// A database for one test. Dropping it removes the SQLite directory or drops the PostgreSQL
-/// database.
+/// A database for one test, and a temporary directory for its files. Dropping it removes the
+/// directory (with the SQLite file in it) and drops the PostgreSQL database.
 pub struct TestDb {
     /// The database URL, for `otp_core::Store::connect`.
     pub url: String,
-    _dir: Option<tempfile::TempDir>,
+    dir: tempfile::TempDir,
     postgres: Option<(String, String)>,
 }
 
 impl TestDb {
-    /// A SQLite file in a fresh temporary directory.
+    /// A SQLite file `otp.db` in a fresh temporary directory (not created yet: the first
+    /// connection makes it).
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("otp.db").display());
         Self {
             url,
-            _dir: Some(dir),
+            dir,
             postgres: None,
         }
     }
 
-    /// A fresh PostgreSQL database on the server of `OTP_TEST_POSTGRES_URL`, or `None` (after
-    /// the skip notice) when the variable is not set.
+    /// A fresh PostgreSQL database on the server of `OTP_TEST_POSTGRES_URL` (an admin URL such
+    /// as `postgres://postgres@127.0.0.1:5432/postgres`), or `None` (after the skip notice)
+    /// when the variable is not set.
     pub async fn postgres() -> Option<Self> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let Ok(admin_url) = std::env::var("OTP_TEST_POSTGRES_URL") else {
+        let Some(admin_url) = std::env::var("OTP_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+        else {
             missing("PostgreSQL (set OTP_TEST_POSTGRES_URL)");
             return None;
         };
@@ -69,14 +77,50 @@ impl TestDb {
             .await
             .expect("create test database");
         let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
+            .split('?')
+            .next()
+            .and_then(|url| url.rsplit_once('/'))
+            .map_or(admin_url.as_str(), |(base, _)| base);
         Some(Self {
             url: format!("{base}/{name}"),
-            _dir: None,
+            dir: tempfile::tempdir().expect("temporary directory"),
             postgres: Some((admin_url.clone(), name)),
         })
     }
+
+    /// [`TestDb::postgres`] for a test that is not async, or that makes its database outside
+    /// its own runtime: the database is created on a thread with a runtime of its own.
+    pub fn postgres_blocking() -> Option<Self> {
+        on_own_runtime(Self::postgres()).unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// Whether this is a PostgreSQL database (else a SQLite file).
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// The temporary directory of the test: the SQLite file's, or an empty one beside a
+    /// PostgreSQL database.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Runs `future` to its end on a new thread with a runtime of its own, so that it may be
+/// called from anywhere, inside a runtime or not; `Err` if it panicked.
+fn on_own_runtime<F>(future: F) -> std::thread::Result<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    })
+    .join()
 }
 
 async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
@@ -92,20 +136,13 @@ impl Drop for TestDb {
             return;
         };
         // Drop runs outside any runtime guarantee: use a thread with its own runtime.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                use sqlx::Executor;
-                let mut admin = sqlx_connect(&admin_url).await;
-                let _ = admin
-                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await;
-            });
-        })
-        .join();
+        let _ = on_own_runtime(async move {
+            use sqlx::Executor;
+            let mut admin = sqlx_connect(&admin_url).await;
+            let _ = admin
+                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await;
+        });
     }
 }
 

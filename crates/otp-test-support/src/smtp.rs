@@ -1,6 +1,8 @@
 //! A small SMTP server on 127.0.0.1 for tests: it speaks enough of RFC 5321 (EHLO/HELO, MAIL,
 //! RCPT, DATA, RSET, NOOP, QUIT) for a real client to deliver to it, and keeps what it received.
 //! `fail_next` makes it refuse the next message with a 554, to test failed deliveries.
+//! [`BlockingSmtpServer`] is the same server on a runtime of its own, for a test that is not
+//! async (whose code under test delivers from another process, say).
 
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +37,13 @@ impl Received {
             }
         }
         None
+    }
+
+    /// The body, after the headers.
+    pub fn body(&self) -> &str {
+        self.data
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, body)| body)
     }
 }
 
@@ -138,6 +147,49 @@ impl SmtpServer {
             write.write_all(reply).await?;
         }
         Ok(())
+    }
+}
+
+/// An [`SmtpServer`] on a runtime of its own, for a test that is not async; it stops when
+/// dropped. It derefs to the server.
+pub struct BlockingSmtpServer {
+    server: SmtpServer,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl BlockingSmtpServer {
+    /// Starts the server on an ephemeral port of 127.0.0.1, on a runtime of one worker thread.
+    ///
+    /// # Panics
+    ///
+    /// Inside an async context (there, use [`SmtpServer::start`]).
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_io()
+            .build()
+            .expect("SMTP runtime");
+        let server = runtime.block_on(SmtpServer::start());
+        Self {
+            server,
+            runtime: Some(runtime),
+        }
+    }
+}
+
+impl std::ops::Deref for BlockingSmtpServer {
+    type Target = SmtpServer;
+
+    fn deref(&self) -> &SmtpServer {
+        &self.server
+    }
+}
+
+impl Drop for BlockingSmtpServer {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

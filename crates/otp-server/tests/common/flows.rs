@@ -3,47 +3,39 @@
 //! wrong ones that are certainly wrong).
 
 use std::collections::HashSet;
-use std::io::{self, Write};
-use std::process::Stdio;
+use std::io;
 
 use otp_oath::{Hotp, OtpAuthUri, Totp};
 use serde_json::{Value, json};
 
 use super::http::{Client, Response};
-use super::{SplitMix64, TestDb};
+use super::server::Server;
+use super::{SplitMix64, TestDb, run_with_input};
 
 /// The password of every test user.
 pub(crate) const PASSWORD: &str = "correct horse battery";
 
-/// `otp user add USERNAME --password-stdin EXTRA...`; returns the user key it printed.
+/// `otp user add USERNAME --password-stdin EXTRA...` with [`PASSWORD`]; returns the user key
+/// it printed.
 #[track_caller]
 pub(crate) fn add_user(db: &TestDb, username: &str, extra: &[&str]) -> String {
-    let mut child = db
-        .command(["user", "add", username, "--password-stdin"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run otp user add");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        output.status.success(),
-        "otp user add {username}: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let added = run_with_input(
+        db.command(["user", "add", username, "--password-stdin"])
+            .args(extra),
+        &format!("{PASSWORD}\n"),
     );
-    stdout
+    assert!(
+        added.code == Some(0),
+        "otp user add {username}: {}{}",
+        added.stdout,
+        added.stderr
+    );
+    added
+        .stdout
         .split("(key ")
         .nth(1)
         .and_then(|rest| rest.split(')').next())
-        .unwrap_or_else(|| panic!("no key in {stdout:?}"))
+        .unwrap_or_else(|| panic!("no key in {:?}", added.stdout))
         .to_owned()
 }
 
@@ -87,6 +79,15 @@ pub(crate) fn reset_account(db: &TestDb, user: &str) -> u64 {
         .unwrap_or_else(|| panic!("{reset:?}"))
 }
 
+/// `POST /api/v1/session` with `password`.
+pub(crate) fn json_login(client: &mut Client, username: &str, password: &str) -> Response {
+    client.json(
+        "POST",
+        "/api/v1/session",
+        &json!({ "username": username, "password": password }),
+    )
+}
+
 /// `POST /api/v1/session`.
 pub(crate) fn try_login(client: &mut Client, username: &str) -> io::Result<Response> {
     client.try_json(
@@ -106,6 +107,27 @@ pub(crate) fn login_pending(client: &mut Client, username: &str) {
         true,
         "{username} has a device"
     );
+}
+
+/// `POST /account/login` with the login page's CSRF token, [`PASSWORD`] and `extra` fields.
+pub(crate) fn html_login(client: &mut Client, username: &str, extra: &[(&str, &str)]) -> Response {
+    let token = client.get("/account/login").csrf_token();
+    let mut fields = vec![
+        ("csrf_token", token.as_str()),
+        ("username", username),
+        ("password", PASSWORD),
+    ];
+    fields.extend_from_slice(extra);
+    client.post_form("/account/login", &fields)
+}
+
+/// A new client of `server`, past the password of `username` who has a device
+/// ([`login_pending`]).
+#[track_caller]
+pub(crate) fn pending_client(server: &Server, username: &str) -> Client {
+    let mut client = server.client();
+    login_pending(&mut client, username);
+    client
 }
 
 /// `POST /api/v1/otp/verify`.
@@ -136,6 +158,28 @@ pub(crate) fn outcome(response: &Response) -> (u16, String) {
     (response.status, error_code(response))
 }
 
+/// The `Retry-After` of a response, in seconds.
+#[track_caller]
+pub(crate) fn retry_after(response: &Response) -> u64 {
+    response
+        .header("retry-after")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("Retry-After in {:?}", response.headers))
+}
+
+/// Asserts that a verification was refused because the device is throttled; returns the
+/// `Retry-After`.
+#[track_caller]
+pub(crate) fn assert_throttled(response: &Response) -> u64 {
+    assert_eq!(
+        outcome(response),
+        (429, "n_failed_attempts".to_owned()),
+        "{}",
+        response.body
+    );
+    retry_after(response)
+}
+
 /// The HOTP generator of a device's URI.
 #[track_caller]
 pub(crate) fn hotp(device: &Value) -> Hotp {
@@ -153,6 +197,12 @@ pub(crate) fn totp(device: &Value) -> Totp {
 pub(crate) fn uri(device: &Value) -> OtpAuthUri {
     let text = device["uri"].as_str().expect("a uri");
     OtpAuthUri::parse(text).unwrap_or_else(|err| panic!("{err}: {text}"))
+}
+
+/// The code of a TOTP device's URI now.
+#[track_caller]
+pub(crate) fn totp_code_now(device: &Value) -> String {
+    totp(device).code_at(now_unix()).unwrap().to_string()
 }
 
 /// Seconds since the Unix epoch.

@@ -108,11 +108,7 @@ impl Client {
 
     /// A form post, with the `Origin` a browser would send.
     pub(crate) fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Response {
-        let body = fields
-            .iter()
-            .map(|(key, value)| format!("{}={}", form_encode(key), form_encode(value)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let body = super::form_body(fields);
         let origin = format!("http://{}", self.authority);
         self.request(
             "POST",
@@ -127,16 +123,8 @@ impl Client {
 
     /// A JSON request.
     pub(crate) fn json(&mut self, method: &str, path: &str, value: &Value) -> Response {
-        let body = value.to_string();
-        self.request(
-            method,
-            path,
-            &[
-                ("content-type", "application/json"),
-                ("accept", "application/json"),
-            ],
-            body.as_bytes(),
-        )
+        self.try_json(method, path, value)
+            .unwrap_or_else(|err| panic!("{method} {path} on {}: {err}", self.authority))
     }
 
     /// Sends one request with `headers` and `body` (with its `Content-Length`) and the cookie,
@@ -261,19 +249,17 @@ impl Client {
     }
 }
 
-/// `application/x-www-form-urlencoded` encoding of one name or value.
-fn form_encode(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(char::from(byte));
-            }
-            b' ' => out.push('+'),
-            other => out.push_str(&format!("%{other:02X}")),
-        }
+/// A request of `head` (the request line and headers, with the blank line after them) and a
+/// chunked body: `count` chunks of `chunk`.
+pub(crate) fn chunked(head: &str, count: usize, chunk: &[u8]) -> Vec<u8> {
+    let mut raw = head.as_bytes().to_vec();
+    for _ in 0..count {
+        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend_from_slice(chunk);
+        raw.extend_from_slice(b"\r\n");
     }
-    out
+    raw.extend_from_slice(b"0\r\n\r\n");
+    raw
 }
 
 /// A whole response, or an error naming what is missing: the end of the headers, a status,

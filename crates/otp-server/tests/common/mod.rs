@@ -1,9 +1,10 @@
 //! Helpers shared by the integration tests: running the `otp` binary, finding external tools,
-//! real databases for the operator commands (a SQLite file in a temporary directory, a fresh
-//! PostgreSQL database), a running `otp serve` and an HTTP client for it, an SMTP sink, and an
-//! encoder and a random number generator that do not come from the code under test; the login
-//! and verification steps of the reliability tests ([`flows`]) and direct reads of their
-//! database ([`probe`]).
+//! real databases for the operator commands (`otp_test_support`'s SQLite file in a temporary
+//! directory or fresh PostgreSQL database, with the commands' environment), a running
+//! `otp serve` and an HTTP client for it, and an encoder and a random number generator that do
+//! not come from the code under test; the login and verification steps of the reliability
+//! tests ([`flows`]) and direct reads of their database ([`probe`]). The SMTP sink is
+//! `otp_test_support::smtp`.
 
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
@@ -12,12 +13,12 @@ pub(crate) mod flows;
 pub(crate) mod http;
 pub(crate) mod probe;
 pub(crate) mod server;
-pub(crate) mod smtp;
 
 use std::ffi::OsStr;
+use std::future::Future;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Stdio};
 
 /// The `otp` binary built by Cargo for these tests.
 pub(crate) const OTP: &str = env!("CARGO_BIN_EXE_otp");
@@ -45,16 +46,104 @@ pub(crate) fn run(command: &mut Command) -> Output {
     let output = command
         .output()
         .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
-    Output {
-        code: output.status.code(),
-        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    Output::from(output)
+}
+
+/// Runs `command` with `input` on its standard input, panicking only if it cannot be started
+/// or fed.
+pub(crate) fn run_with_input(command: &mut Command, input: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    Output::from(child.wait_with_output().unwrap())
+}
+
+/// Starts every command at once, then waits for each; their outputs in the same order.
+pub(crate) fn run_concurrently(commands: impl IntoIterator<Item = Command>) -> Vec<Output> {
+    let children: Vec<_> = commands
+        .into_iter()
+        .map(|mut command| {
+            command
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"))
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| Output::from(child.wait_with_output().expect("wait for otp")))
+        .collect()
+}
+
+impl From<std::process::Output> for Output {
+    fn from(output: std::process::Output) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+        }
     }
 }
 
-/// Whether `name` is on `PATH`. If it is not, prints `skipping: NAME not installed` to stderr
-/// and returns `false`, so that the calling test can return early; but if the environment
-/// variable `OTP_TEST_STRICT` is `1`, panics instead, so that CI cannot pass by skipping.
+/// Asserts exit status `code`, nothing on stdout and exactly one `otp: ` line on stderr.
+#[track_caller]
+pub(crate) fn assert_one_line_error(out: &Output, code: i32, args: &[&str]) {
+    assert_eq!(out.code, Some(code), "otp {args:?}: {out:?}");
+    assert_eq!(out.stdout, "", "otp {args:?} printed on stdout");
+    assert_eq!(
+        out.stderr.lines().count(),
+        1,
+        "otp {args:?}: not one line: {:?}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.starts_with("otp: ") && out.stderr.ends_with('\n'),
+        "otp {args:?}: {:?}",
+        out.stderr
+    );
+}
+
+/// A confirmed TOTP device "Phone" of `user_key` with `secret` and the default parameters,
+/// made in the store directly (the in-process tests' fixture).
+pub(crate) async fn add_phone(
+    otp: &otp_core::Otp,
+    user_key: &str,
+    secret: &otp_oath::Secret,
+) -> otp_core::Device {
+    otp.create_totp_device(
+        user_key,
+        "Phone",
+        Some(secret.clone()),
+        otp_core::TotpOptions::default(),
+        true,
+    )
+    .await
+    .unwrap()
+}
+
+/// Runs `future` on a runtime of two worker threads made for it (and gone afterwards).
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+/// Whether `name` is on `PATH`. If it is not, says how to install it with
+/// `otp_test_support::missing` (a skip notice, or a failure under `OTP_TEST_STRICT=1`) and
+/// returns `false`, so that the calling test can return early.
 pub(crate) fn require_tool(name: &str) -> bool {
     if on_path(name) {
         return true;
@@ -64,24 +153,8 @@ pub(crate) fn require_tool(name: &str) -> bool {
         "rsvg-convert" => "librsvg2-bin",
         other => other,
     };
-    missing(
-        &format!("{name} not installed"),
-        &format!("on Debian: apt-get install {package}"),
-    );
+    otp_test_support::missing(&format!("{name} (on Debian: apt-get install {package})"));
     false
-}
-
-/// Whether a missing outside tool or service must fail the test (`OTP_TEST_STRICT=1`, as in CI).
-pub(crate) fn strict() -> bool {
-    std::env::var_os("OTP_TEST_STRICT").is_some_and(|value| value == "1")
-}
-
-/// Prints `skipping: WHAT`, or panics with `how` to fix it under `OTP_TEST_STRICT=1`.
-pub(crate) fn missing(what: &str, how: &str) {
-    if strict() {
-        panic!("{what}, and OTP_TEST_STRICT=1 forbids skipping the tests that need it ({how})");
-    }
-    eprintln!("skipping: {what}");
 }
 
 fn on_path(name: &str) -> bool {
@@ -130,6 +203,30 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `application/x-www-form-urlencoded` encoding of one name or value (a space is `+`).
+pub(crate) fn form_encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(byte));
+            }
+            b' ' => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+/// `NAME=VALUE&...` of `fields`, form-encoded.
+pub(crate) fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(key, value)| format!("{}={}", form_encode(key), form_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// SplitMix64: a tiny deterministic generator, so that a failing case can be reproduced from
 /// its seed.
 pub(crate) struct SplitMix64(u64);
@@ -170,84 +267,41 @@ pub(crate) fn application_key(id: u32, seed: u64) -> String {
     format!("{id}:{}", hex(&SplitMix64::new(seed).bytes(32)))
 }
 
-/// A database for the operator commands of one test, and a working directory for the `otp`
-/// processes run on it. Dropping it removes the directory (and the SQLite file in it) or drops
-/// the PostgreSQL database.
+/// A database for the operator commands of one test, and the environment of the `otp`
+/// processes run on it, in its directory: `otp_test_support`'s database (which it derefs to),
+/// with an application key in `OTP_SECRET_KEY` for PostgreSQL (SQLite's first command makes
+/// its key file `otp.db.key` beside the database).
 pub(crate) struct TestDb {
-    /// The `--database-url` of the commands.
-    pub(crate) url: String,
-    dir: tempfile::TempDir,
+    db: otp_test_support::TestDb,
     /// Environment of every command, on top of a process environment without `OTP_*`.
     env: Vec<(String, String)>,
-    /// The server's admin URL and the database's name, to drop it.
-    postgres: Option<(String, String)>,
 }
 
 impl TestDb {
     /// A SQLite file `otp.db` in a new temporary directory (not created yet: the first command
     /// creates it, with its key file `otp.db.key`).
     pub(crate) fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("otp.db").display());
-        Self {
-            url,
-            dir,
-            env: Vec::new(),
-            postgres: None,
-        }
+        Self::new(otp_test_support::TestDb::sqlite())
     }
 
-    /// A fresh database on the PostgreSQL server of `OTP_TEST_POSTGRES_URL` (an admin URL such
-    /// as `postgres://postgres@127.0.0.1:5432/postgres`), with an application key in
-    /// `OTP_SECRET_KEY`; `None` after the skip notice if the variable is not set.
+    /// A fresh database on the PostgreSQL server of `OTP_TEST_POSTGRES_URL`, with an
+    /// application key in `OTP_SECRET_KEY`; `None` after the skip notice if the variable is not
+    /// set.
     pub(crate) fn postgres() -> Option<Self> {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let Some(admin_url) = std::env::var("OTP_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|url| !url.is_empty())
-        else {
-            missing(
-                "PostgreSQL (OTP_TEST_POSTGRES_URL is not set)",
-                "set it to a server's admin URL, such as \
-                 postgres://postgres@127.0.0.1:5432/postgres",
-            );
-            return None;
-        };
-        let name = format!(
-            "otp_cli_test_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        postgres_admin(&admin_url, &format!("CREATE DATABASE {name}"));
-        let base = admin_url
-            .split('?')
-            .next()
-            .and_then(|url| url.rsplit_once('/'))
-            .map_or(admin_url.as_str(), |(base, _)| base);
-        Some(Self {
-            url: format!("{base}/{name}"),
-            dir: tempfile::tempdir().expect("temporary directory"),
-            env: vec![("OTP_SECRET_KEY".to_owned(), application_key(1, 1))],
-            postgres: Some((admin_url.clone(), name)),
-        })
+        otp_test_support::TestDb::postgres_blocking().map(Self::new)
     }
 
-    pub(crate) fn is_postgres(&self) -> bool {
-        self.postgres.is_some()
-    }
-
-    /// The working directory of the commands.
-    pub(crate) fn dir(&self) -> &Path {
-        self.dir.path()
+    fn new(db: otp_test_support::TestDb) -> Self {
+        let mut env = Vec::new();
+        if db.is_postgres() {
+            env.push(("OTP_SECRET_KEY".to_owned(), application_key(1, 1)));
+        }
+        Self { db, env }
     }
 
     /// The SQLite key file, which the first command creates.
     pub(crate) fn key_file(&self) -> Option<PathBuf> {
-        (!self.is_postgres()).then(|| self.dir.path().join("otp.db.key"))
+        (!self.is_postgres()).then(|| self.dir().join("otp.db.key"))
     }
 
     /// Sets an environment variable for every later command.
@@ -287,7 +341,7 @@ impl TestDb {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = clean_command(self.dir.path());
+        let mut command = clean_command(self.dir());
         command.arg("--database-url").arg(&self.url).args(args);
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
@@ -303,14 +357,11 @@ impl TestDb {
     }
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some((admin_url, name)) = self.postgres.take() {
-            postgres_admin(
-                &admin_url,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            );
-        }
+impl std::ops::Deref for TestDb {
+    type Target = otp_test_support::TestDb;
+
+    fn deref(&self) -> &otp_test_support::TestDb {
+        &self.db
     }
 }
 
@@ -327,36 +378,18 @@ pub(crate) fn clean_command(dir: &Path) -> Command {
     command
 }
 
-/// Runs one statement on the PostgreSQL server of `admin_url`.
-fn postgres_admin(admin_url: &str, statement: &str) {
-    use sqlx::{Connection, Executor};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mut admin = sqlx::PgConnection::connect(admin_url)
-            .await
-            .unwrap_or_else(|err| panic!("connect to OTP_TEST_POSTGRES_URL: {err}"));
-        admin
-            .execute(statement)
-            .await
-            .unwrap_or_else(|err| panic!("{statement}: {err}"));
-        let _ = admin.close().await;
-    });
-}
-
-/// Runs each listed test, an `fn(&mut TestDb)`, against a SQLite file and against a fresh
-/// PostgreSQL database (skipped, or failed under `OTP_TEST_STRICT=1`, without
-/// `OTP_TEST_POSTGRES_URL`).
+/// Runs each listed test against a SQLite file and against a fresh PostgreSQL database
+/// (skipped, or failed under `OTP_TEST_STRICT=1`, without `OTP_TEST_POSTGRES_URL`). Each test
+/// is an `fn(&mut TestDb)`; or, after `run: RUNNER;`, what the file's `RUNNER(&mut TestDb,
+/// test)` runs (an async scenario, on a runtime made outside the database's life).
 #[macro_export]
-macro_rules! operator_tests {
-    ($($name:ident),* $(,)?) => {
+macro_rules! database_tests {
+    (@each $run:path; $($name:ident),*) => {
         mod sqlite {
             $(
                 #[test]
                 fn $name() {
-                    super::$name(&mut $crate::common::TestDb::sqlite());
+                    $run(&mut $crate::common::TestDb::sqlite(), super::$name);
                 }
             )*
         }
@@ -365,10 +398,21 @@ macro_rules! operator_tests {
                 #[test]
                 fn $name() {
                     if let Some(mut db) = $crate::common::TestDb::postgres() {
-                        super::$name(&mut db);
+                        $run(&mut db, super::$name);
                     }
                 }
             )*
         }
     };
+    (run: $run:ident; $($name:ident),* $(,)?) => {
+        $crate::database_tests!(@each super::$run; $($name),*);
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::database_tests!(@each $crate::common::call; $($name),*);
+    };
+}
+
+/// The runner of [`database_tests!`] for plain `fn(&mut TestDb)` tests.
+pub(crate) fn call(db: &mut TestDb, test: fn(&mut TestDb)) {
+    test(db);
 }

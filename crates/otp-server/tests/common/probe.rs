@@ -2,7 +2,7 @@
 //! command shows: the account failure counts, the rows a request must not have changed, and
 //! SQLite's own consistency check.
 
-use sqlx::{Connection, Row, SqliteConnection, postgres::PgConnection};
+use sqlx::{ColumnIndex, Connection, Decode, Row, SqliteConnection, Type, postgres::PgConnection};
 
 use super::TestDb;
 
@@ -66,24 +66,13 @@ impl Probe {
     #[track_caller]
     pub(crate) fn rows(&mut self, sql: &str) -> Rows {
         let conn = self.conn.as_mut().expect("open");
-        self.runtime.block_on(async {
+        let rows = self.runtime.block_on(async {
             match conn {
-                Conn::Sqlite(conn) => sqlx::query(sql)
-                    .fetch_all(conn)
-                    .await
-                    .unwrap_or_else(|err| panic!("{sql}: {err}"))
-                    .iter()
-                    .map(|row| (0..row.len()).map(|i| row.get(i)).collect())
-                    .collect(),
-                Conn::Postgres(conn) => sqlx::query(sql)
-                    .fetch_all(conn)
-                    .await
-                    .unwrap_or_else(|err| panic!("{sql}: {err}"))
-                    .iter()
-                    .map(|row| (0..row.len()).map(|i| row.get(i)).collect())
-                    .collect(),
+                Conn::Sqlite(conn) => as_text(sqlx::query(sql).fetch_all(conn).await),
+                Conn::Postgres(conn) => as_text(sqlx::query(sql).fetch_all(conn).await),
             }
-        })
+        });
+        rows.unwrap_or_else(|err| panic!("{sql}: {err}"))
     }
 
     /// The consecutive failures of the account `user_key` (0 without a row).
@@ -140,6 +129,19 @@ impl Probe {
             ),
         }
     }
+}
+
+/// Every column of every row as text.
+fn as_text<R>(rows: Result<Vec<R>, sqlx::Error>) -> Result<Rows, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(rows?
+        .iter()
+        .map(|row| (0..row.len()).map(|i| row.get(i)).collect())
+        .collect())
 }
 
 impl Drop for Probe {

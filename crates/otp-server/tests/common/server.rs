@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use super::TestDb;
 use super::http::Client;
 
+/// `serve --addr 127.0.0.1:0`: the command on a free port of loopback.
+pub(crate) const SERVE: [&str; 3] = ["serve", "--addr", "127.0.0.1:0"];
+
 /// A running server. Dropping it kills the process if it is still running.
 pub(crate) struct Server {
     child: Child,
@@ -31,7 +34,7 @@ impl Server {
     /// As [`Server::start`] with more arguments after `serve`.
     #[track_caller]
     pub(crate) fn start_with(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = db.command(["serve", "--addr", "127.0.0.1:0"]);
+        let mut command = db.command(SERVE);
         command.args(args).envs(env.iter().copied());
         Self::spawn(command, db.dir())
     }
