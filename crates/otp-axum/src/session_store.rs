@@ -2,7 +2,7 @@
 //! PostgreSQL), so that several app servers behind a load balancer share them.
 
 use async_trait::async_trait;
-use otp_core::{Clock, Migration, Pool, Store, SystemClock};
+use otp_core::{Clock, ConnectionRef, Migration, Store, SystemClock};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
@@ -31,18 +31,26 @@ pub struct SqlSessionStore {
     store: Store,
 }
 
-/// Runs one statement on whichever pool the store has.
-macro_rules! on_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match $store.pool() {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
+/// Runs one statement on a connection of the store's reserve, whichever the database: `$c` is
+/// bound to the connection in each arm, and `$body` is a `Result<_, E>` with `E` made from
+/// an `otp_core::Error` by `$err`. The connection goes back to the reserve if the statement
+/// succeeded, else to sqlx's pool (which checks it).
+macro_rules! on_connection {
+    ($store:expr, $err:expr, |$c:ident| $body:expr) => {{
+        let mut connection = $store.connection().await.map_err($err)?;
+        let result = match connection.get() {
+            ConnectionRef::Sqlite($c) => $body,
+            ConnectionRef::Postgres($c) => $body,
             _ => unreachable!("otp-core has two databases"),
+        };
+        if result.is_ok() {
+            connection.release();
         }
-    };
+        result
+    }};
 }
 
-fn backend(err: sqlx::Error) -> session_store::Error {
+fn backend(err: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(err.to_string())
 }
 
@@ -76,15 +84,15 @@ impl SqlSessionStore {
         except: Option<Id>,
     ) -> Result<u64, otp_core::Error> {
         let keep = except.map(|id| id.to_string()).unwrap_or_default();
-        let deleted = on_pool!(self.store, |pool| {
+        let deleted = on_connection!(self.store, std::convert::identity, |c| {
             sqlx::query("DELETE FROM otp_sessions WHERE user_key = $1 AND id <> $2")
                 .bind(user_key)
                 .bind(&keep)
-                .execute(pool)
+                .execute(c)
                 .await
-                .map_err(otp_core::Error::from)?
-                .rows_affected()
-        });
+                .map(|done| done.rows_affected())
+                .map_err(otp_core::Error::from)
+        })?;
         Ok(deleted)
     }
 
@@ -112,7 +120,7 @@ impl SessionStore for SqlSessionStore {
         // contract asks for it).
         loop {
             let (id, data, expires_at, user_key) = Self::row(record)?;
-            let inserted = on_pool!(self.store, |pool| {
+            let inserted = on_connection!(self.store, backend, |c| {
                 sqlx::query(
                     "INSERT INTO otp_sessions (id, data, expires_at, user_key) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (id) DO NOTHING",
@@ -121,11 +129,11 @@ impl SessionStore for SqlSessionStore {
                 .bind(&data)
                 .bind(expires_at)
                 .bind(&user_key)
-                .execute(pool)
+                .execute(c)
                 .await
-                .map_err(backend)?
-                .rows_affected()
-            });
+                .map(|done| done.rows_affected())
+                .map_err(backend)
+            })?;
             if inserted == 1 {
                 return Ok(());
             }
@@ -135,7 +143,7 @@ impl SessionStore for SqlSessionStore {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let (id, data, expires_at, user_key) = Self::row(record)?;
-        on_pool!(self.store, |pool| {
+        on_connection!(self.store, backend, |c| {
             sqlx::query(
                 "INSERT INTO otp_sessions (id, data, expires_at, user_key) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (id) DO UPDATE SET data = $2, expires_at = $3, user_key = $4",
@@ -144,7 +152,7 @@ impl SessionStore for SqlSessionStore {
             .bind(&data)
             .bind(expires_at)
             .bind(&user_key)
-            .execute(pool)
+            .execute(c)
             .await
             .map(|_| ())
             .map_err(backend)
@@ -152,16 +160,16 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let row: Option<(String, i64)> = on_pool!(self.store, |pool| {
+        let row: Option<(String, i64)> = on_connection!(self.store, backend, |c| {
             sqlx::query_as(
                 "SELECT data, expires_at FROM otp_sessions WHERE id = $1 AND expires_at > $2",
             )
             .bind(id.to_string())
             .bind(now_secs())
-            .fetch_optional(pool)
+            .fetch_optional(c)
             .await
-            .map_err(backend)?
-        });
+            .map_err(backend)
+        })?;
         let Some((data, expires_at)) = row else {
             return Ok(None);
         };
@@ -178,10 +186,10 @@ impl SessionStore for SqlSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        on_pool!(self.store, |pool| {
+        on_connection!(self.store, backend, |c| {
             sqlx::query("DELETE FROM otp_sessions WHERE id = $1")
                 .bind(id.to_string())
-                .execute(pool)
+                .execute(c)
                 .await
                 .map(|_| ())
                 .map_err(backend)
@@ -192,10 +200,10 @@ impl SessionStore for SqlSessionStore {
 #[async_trait]
 impl ExpiredDeletion for SqlSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        on_pool!(self.store, |pool| {
+        on_connection!(self.store, backend, |c| {
             sqlx::query("DELETE FROM otp_sessions WHERE expires_at <= $1")
                 .bind(now_secs())
-                .execute(pool)
+                .execute(c)
                 .await
                 .map(|_| ())
                 .map_err(backend)

@@ -116,4 +116,4 @@ pub use policy::{CooldownPolicy, FailureBudget, ThrottlePolicy, ThrottleState, T
 pub use settings::{
     EmailSettings, HotpSettings, PerDevice, Settings, StaticSettings, TotpSettings,
 };
-pub use store::{DatabaseUrl, Migration, Pool, Store};
+pub use store::{ConnectionRef, DatabaseUrl, Migration, Pool, Store, StoreConnection};

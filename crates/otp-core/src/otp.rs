@@ -347,7 +347,7 @@ impl Otp {
         let mut claimed = None;
         // Before the connection: a verification waiting for its turn holds none.
         let mut turn = self.inner.turns.turn(device_id.number()).await;
-        let mut conn = self.inner.store.connection().await?;
+        let mut conn = self.inner.store.conn().await?;
         let result = self
             .verify_claiming(
                 &mut conn,

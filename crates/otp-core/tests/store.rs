@@ -6,7 +6,7 @@ mod common;
 use otp_test_support::store_tests;
 
 use common::TestDb;
-use otp_core::{Migration, Pool, Store};
+use otp_core::{ConnectionRef, Migration, Pool, Store};
 
 const APP_MIGRATIONS: &[Migration] = &[
     Migration {
@@ -63,4 +63,60 @@ async fn concurrent_first_migrations_apply_once(db: TestDb) {
     assert_eq!(count_notes(&stores[0]).await, 1);
 }
 
-store_tests!(concurrent_first_migrations_apply_once);
+/// Adds a note on `connection`, inside a sqlx transaction that is committed or dropped.
+async fn add_note(connection: &mut otp_core::StoreConnection, body: &str, commit: bool) {
+    use sqlx::Connection;
+    const INSERT: &str = "INSERT INTO app_notes (body) VALUES ($1)";
+    match connection.get() {
+        ConnectionRef::Sqlite(c) => {
+            let mut tx = c.begin().await.unwrap();
+            sqlx::query(INSERT)
+                .bind(body)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            if commit {
+                tx.commit().await.unwrap();
+            }
+        }
+        ConnectionRef::Postgres(c) => {
+            let mut tx = c.begin().await.unwrap();
+            sqlx::query(INSERT)
+                .bind(body)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            if commit {
+                tx.commit().await.unwrap();
+            }
+        }
+        _ => unreachable!("only two databases"),
+    }
+}
+
+async fn app_connections_are_reused_and_keep_no_dropped_transaction(db: TestDb) {
+    let store = Store::connect(&db.url).await.unwrap();
+    store.apply_migrations(APP_MIGRATIONS).await.unwrap();
+    // A transaction dropped uncommitted, on a connection then kept for the next operations.
+    let mut connection = store.connection().await.unwrap();
+    add_note(&mut connection, "rolled back", false).await;
+    connection.release();
+    // Many more operations than the store keeps connections: each one finds a connection,
+    // none inherits the dropped transaction or its lock (SQLite's single writer would wait).
+    for round in 0..12 {
+        let mut connection = store.connection().await.unwrap();
+        add_note(&mut connection, &format!("note {round}"), true).await;
+        if round % 3 == 0 {
+            drop(connection); // As after an error: back to sqlx's pool.
+        } else {
+            connection.release();
+        }
+    }
+    // The migration's row and the twelve committed notes; not the dropped one.
+    assert_eq!(count_notes(&store).await, 13);
+}
+
+store_tests!(
+    concurrent_first_migrations_apply_once,
+    app_connections_are_reused_and_keep_no_dropped_transaction
+);
