@@ -157,9 +157,6 @@ def main():
             f"{mib(oh['rss_max_kib'])} (largest of the samples); VmHWM {mib(oh['hwm_kib'])} ¹",
             "–", "≤ 30 MiB", verdict(oh["rss_max_kib"] / 1024, 30, higher_is_better=False))
 
-    load_start = float(env["LOAD_START"].split()[0])
-    load_end = float(env["LOAD_END"].split()[0])
-    shared = max(load_start, load_end) > 0.5
     checks = []
     for db, oh in (("SQLite", oh_s), ("PostgreSQL", oh_p)):
         v = oh["verify"]
@@ -178,11 +175,10 @@ def main():
         f"`synchronous=NORMAL` on both sides; PostgreSQL {env['PG_VERSION']} with "
         f"`synchronous_commit={env['PG_SYNC']}` on both sides; the disk's `fdatasync` of "
         f"an 8 kB write took {env['FSYNC_US']} µs (median of 200). Load average "
-        f"{env['LOAD_START']} at the start, {env['LOAD_END']} at the end"
-        + (": **the machine was shared** with other agents' builds and tests during the run, "
-           "so absolute figures are low and noisy; the ratios compare figures taken minutes "
-           "apart, each of ours right after the corresponding django-otp one." if shared
-           else "."),
+        f"{env['LOAD_START']} after the build, {env['LOAD_END']} at the end (the run's own "
+        "load included). The ratios compare figures taken minutes apart, each of ours right "
+        "after the corresponding django-otp one, on a virtual machine whose host is shared: "
+        "figures move from run to run, so read a ratio beside those of other runs.",
         "",
         f"django-otp figures are medians of {env['RUNS']} runs of {env['SECONDS_PER_RUN']} s "
         f"(`django_otp_bench.py`); ours are `otp bench` with {env['BENCH_SECONDS']} s per phase. "
