@@ -62,7 +62,7 @@ use crate::app::pages::enrollment::{
     self, Access, DeviceInfo, Failure, Owner, Refusal, SecretKind, with_retry_after,
 };
 use crate::app::templates::URLS;
-use crate::app::{AppState, Error, Reply, Stop, no_store};
+use crate::app::{AppState, Error, no_store};
 
 /// The server's own JSON routes, nested at `/api/v1`.
 pub fn routes() -> Router<AppState> {
@@ -96,6 +96,28 @@ fn device_routes() -> Router<AppState> {
 fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
     no_store((status, Json(json!({ "error": code, "message": message }))).into_response())
 }
+
+/// A JSON response that ends a handler early, so that `?` can return it. Unlike the pages'
+/// [`Stop`](crate::app::Stop), only a [`Response`] converts into it: every failure must be
+/// turned into its JSON answer first ([`failure_response`], [`server_error`]), so a `?` on an
+/// error cannot answer a JSON client with the pages' plain-text 500. Boxed: a `Response` is
+/// large.
+struct JsonStop(Box<Response>);
+
+impl From<Response> for JsonStop {
+    fn from(response: Response) -> Self {
+        Self(Box::new(response))
+    }
+}
+
+impl IntoResponse for JsonStop {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// What a JSON handler that ends early with `?` returns.
+type JsonReply = Result<Response, JsonStop>;
 
 /// A JSON body with `status`, not stored.
 fn json_ok(status: StatusCode, body: serde_json::Value) -> Response {
@@ -207,12 +229,12 @@ fn bad_body() -> Response {
 }
 
 /// The body as `T`; 400 if it is not.
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Stop> {
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, JsonStop> {
     serde_json::from_slice(body).map_err(|_| bad_body().into())
 }
 
 /// The body as `T`, whose fields are all optional: an empty body is `T::default()`.
-fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Stop> {
+fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, JsonStop> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -247,7 +269,7 @@ fn created(device: &Device, body: serde_json::Value) -> Response {
 }
 
 /// A 200 with `device`, as in the list.
-fn device_ok(state: &AppState, device: &Device) -> Reply {
+fn device_ok(state: &AppState, device: &Device) -> JsonReply {
     let info = DeviceInfo::new(state, device).map_err(server_error)?;
     Ok(json_ok(StatusCode::OK, json!(info)))
 }
@@ -259,7 +281,7 @@ fn codes_body(device: &Device, codes: &[BackupCode]) -> serde_json::Value {
     json!({ "id": device.id.to_string(), "name": device.name, "codes": *shown })
 }
 
-async fn list(State(state): State<AppState>, ApiOwner(owner): ApiOwner) -> Reply {
+async fn list(State(state): State<AppState>, ApiOwner(owner): ApiOwner) -> JsonReply {
     let devices = enrollment::devices(&state, &owner)
         .await
         .map_err(server_error)?;
@@ -275,7 +297,7 @@ async fn show(
     State(state): State<AppState>,
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Reply {
+) -> JsonReply {
     let device = path_device(&state, &owner, path).await?;
     device_ok(&state, &device)
 }
@@ -291,7 +313,7 @@ async fn add_totp(
     _: JsonRequest,
     ApiOwner(owner): ApiOwner,
     body: Bytes,
-) -> Reply {
+) -> JsonReply {
     add_secret_device(&state, &owner, &body, SecretKind::Totp).await
 }
 
@@ -300,7 +322,7 @@ async fn add_hotp(
     _: JsonRequest,
     ApiOwner(owner): ApiOwner,
     body: Bytes,
-) -> Reply {
+) -> JsonReply {
     add_secret_device(&state, &owner, &body, SecretKind::Hotp).await
 }
 
@@ -309,7 +331,7 @@ async fn add_secret_device(
     owner: &Owner,
     body: &[u8],
     kind: SecretKind,
-) -> Reply {
+) -> JsonReply {
     let request: NewDevice = parse_optional(body)?;
     let device = enrollment::create_secret_device(state, owner, kind, request.name.as_deref())
         .await
@@ -343,7 +365,7 @@ async fn add_email(
     _: JsonRequest,
     ApiOwner(owner): ApiOwner,
     body: Bytes,
-) -> Reply {
+) -> JsonReply {
     let request: NewEmailDevice = parse_optional(&body)?;
     let address = request
         .email
@@ -376,7 +398,7 @@ async fn add_backup_codes(
     _: JsonRequest,
     ApiOwner(mut owner): ApiOwner,
     body: Bytes,
-) -> Reply {
+) -> JsonReply {
     let request: NewBackupCodes = parse_optional(&body)?;
     let (device, codes) =
         enrollment::create_backup_codes(&state, &mut owner, request.name.as_deref(), request.count)
@@ -398,7 +420,7 @@ async fn confirm(
     ApiOwner(mut owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
-) -> Reply {
+) -> JsonReply {
     let device = path_device(&state, &owner, path).await?;
     let request: ConfirmRequest = parse(&body)?;
     enrollment::confirm(&state, &mut owner, &device, &request.token)
@@ -417,7 +439,7 @@ async fn challenge(
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
-) -> Reply {
+) -> JsonReply {
     let device = path_device(&state, &owner, path).await?;
     parse_optional::<Empty>(&body)?;
     if device.kind() != "email" {
@@ -441,7 +463,7 @@ async fn regenerate(
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
-) -> Reply {
+) -> JsonReply {
     let device = path_device(&state, &owner, path).await?;
     let request: RegenerateRequest = parse_optional(&body)?;
     let codes = enrollment::regenerate_backup_codes(&state, &owner, &device, request.count)
@@ -462,7 +484,7 @@ async fn rename(
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
-) -> Reply {
+) -> JsonReply {
     let device = path_device(&state, &owner, path).await?;
     let request: RenameRequest = parse(&body)?;
     let renamed = enrollment::rename(&state, &owner, &device, &request.name)
@@ -476,7 +498,7 @@ async fn remove(
     _: SameSite,
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Reply {
+) -> JsonReply {
     let device = path_device(&state, &owner, path).await?;
     enrollment::remove(&state, &owner, &device)
         .await
