@@ -864,4 +864,35 @@ mod tests {
         assert!(!format!("{user:?}").contains("argon2"));
         assert_eq!(user.key(), "1");
     }
+
+    /// The algorithm, version and cost of a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`),
+    /// without its salt and hash.
+    fn cost(phc: &str) -> Vec<&str> {
+        phc.split('$').take(4).collect()
+    }
+
+    #[tokio::test]
+    async fn unknown_users_are_checked_against_a_hash_of_the_same_cost() {
+        let hasher = Arc::new(Hasher::new());
+        let real = hasher.hash("a long password").await.unwrap();
+        assert!(hasher.dummy.get().is_none());
+        // No user: the password is checked against the dummy hash, made on first use.
+        assert!(!hasher.verify("a long password", None).await.unwrap());
+        let dummy = hasher
+            .dummy
+            .get()
+            .expect("the dummy hash was checked against");
+        assert_eq!(cost(dummy).len(), 4, "{dummy}");
+        assert_eq!(
+            cost(dummy),
+            cost(&real),
+            "the same work as a real user's check"
+        );
+        assert!(
+            hasher
+                .verify("a long password", Some(real.to_string()))
+                .await
+                .unwrap()
+        );
+    }
 }
