@@ -558,7 +558,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidDatabaseUrl`] or [`Error::Database`].
+    /// [`Error::InvalidDatabaseUrl`] or [`Error::Database`], also for a SQLite file that cannot
+    /// be put in WAL mode (a file system without the shared memory WAL needs, say).
     pub async fn connect(url: &str) -> Result<Self, Error> {
         match url.parse::<DatabaseUrl>()? {
             DatabaseUrl::Sqlite(path) => Self::connect_sqlite(&path).await,
