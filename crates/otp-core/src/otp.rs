@@ -25,6 +25,9 @@ use crate::{
 /// writer changed the same device in the meantime; hundreds in a row do not happen by chance.
 const MAX_CAS_ATTEMPTS: usize = 256;
 
+/// The window of [`Settings::challenges_per_hour`](crate::Settings::challenges_per_hour).
+const CHALLENGE_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Events buffered per subscriber before the slowest one starts missing some.
 const EVENT_BUFFER: usize = 1024;
 
@@ -617,8 +620,11 @@ impl Otp {
     }
 
     /// Sends a challenge (an email code) for the user's device. Unconfirmed devices may be
-    /// challenged, so that enrolment can send its confirmation code. The cooldown applies; a
-    /// delivery that fails does not start it.
+    /// challenged, so that enrolment can send its confirmation code. The device's cooldown
+    /// applies, and so does the user's allowance of challenges per hour across all their
+    /// devices ([`Settings::challenges_per_hour`](crate::Settings::challenges_per_hour)); both
+    /// answer [`ChallengeOutcome::Cooldown`] with the time to wait. A delivery that fails
+    /// starts neither.
     ///
     /// # Errors
     ///
@@ -671,13 +677,36 @@ impl Otp {
                     reason: NotAllowedReason::NotInteractive,
                 });
             };
+            let limit = self.inner.settings.challenges_per_hour;
+            if limit > 0 {
+                let claim = self
+                    .inner
+                    .store
+                    .claim_challenge(user_key, now, CHALLENGE_WINDOW, limit)
+                    .await?;
+                if let Err(retry_after) = claim {
+                    tracing::warn!(
+                        user = user_key,
+                        device = %device_id,
+                        limit,
+                        "challenge refused: the account's challenges of the hour are used up"
+                    );
+                    return Ok(ChallengeOutcome::Cooldown { retry_after });
+                }
+            }
             let mut update = DeviceUpdate::from(&device);
             update.state = challenge.state.clone();
             update.last_challenge_at = Some(now);
             let Some(stored) = self.inner.store.compare_and_set(&device, update).await? else {
+                if limit > 0 {
+                    self.inner.store.release_challenge(user_key).await?;
+                }
                 continue;
             };
             if let Err(err) = kind.deliver(&challenge).await {
+                if limit > 0 {
+                    self.inner.store.release_challenge(user_key).await?;
+                }
                 tracing::error!(device = %device_id, error = %err, "challenge delivery failed");
                 self.emit(OtpEvent::ChallengeFailed {
                     at: now,

@@ -300,7 +300,93 @@ async fn unconfirmed_devices_receive_their_confirmation_code(db: TestDb) {
     assert!(env.otp.device(&device.id).await.unwrap().unwrap().confirmed);
 }
 
+/// Many email devices, each within its cooldown, cannot send more than the account's
+/// challenges of the hour between them; a failed send does not count; the next hour sends.
+async fn an_account_sends_at_most_its_challenges_of_the_hour(db: TestDb) {
+    let mut settings = no_throttle();
+    settings.challenges_per_hour = 3;
+    let (env, smtp) = env_with_smtp(db, settings).await;
+    let mut devices = Vec::new();
+    for n in 0..5 {
+        let address = format!("someone{n}@example.com");
+        let device = env
+            .otp
+            .create_email_device("alice", &format!("mail {n}"), &address, false)
+            .await
+            .unwrap();
+        devices.push(device);
+    }
+    smtp.fail_next();
+    assert!(matches!(
+        env.otp.generate_challenge("alice", &devices[0].id).await,
+        Err(Error::Delivery(_))
+    ));
+    for device in &devices[..3] {
+        assert!(matches!(
+            challenge(&env, device).await,
+            ChallengeOutcome::Sent { .. }
+        ));
+    }
+    env.advance_ms(1_000_000);
+    for device in &devices[3..] {
+        match challenge(&env, device).await {
+            ChallengeOutcome::Cooldown { retry_after } => {
+                assert_eq!(retry_after, Duration::from_millis(2_600_000));
+            }
+            other => panic!("the fourth challenge of the hour was not refused: {other:?}"),
+        }
+    }
+    // Another user has an allowance of their own.
+    let bob = env
+        .otp
+        .create_email_device("bob", "mail", "bob@example.com", true)
+        .await
+        .unwrap();
+    assert!(matches!(
+        env.otp.generate_challenge("bob", &bob.id).await.unwrap(),
+        ChallengeOutcome::Sent { .. }
+    ));
+    // The hour after the first challenge: a new allowance.
+    env.advance_ms(2_600_000);
+    assert!(matches!(
+        challenge(&env, &devices[3]).await,
+        ChallengeOutcome::Sent { .. }
+    ));
+    assert_eq!(smtp.received().len(), 5);
+}
+
+/// Concurrent challenges on many devices: exactly the allowance is sent.
+async fn concurrent_challenges_do_not_overrun_the_allowance(db: TestDb) {
+    let mut settings = no_throttle();
+    settings.challenges_per_hour = 4;
+    let (env, smtp) = env_with_smtp(db, settings).await;
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let device = env
+            .otp
+            .create_email_device("alice", &format!("mail {n}"), "alice@example.com", true)
+            .await
+            .unwrap();
+        let otp = env.otp.clone();
+        tasks.push(tokio::spawn(async move {
+            otp.generate_challenge("alice", &device.id).await.unwrap()
+        }));
+    }
+    let mut sent = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            ChallengeOutcome::Sent { .. } => sent += 1,
+            ChallengeOutcome::Cooldown { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(sent, 4);
+    assert_eq!(smtp.received().len(), 4);
+}
+
 store_tests!(
+    an_account_sends_at_most_its_challenges_of_the_hour,
+    concurrent_challenges_do_not_overrun_the_allowance,
     a_code_is_sent_verified_once_and_stored_only_hashed,
     codes_expire_strictly_after_their_validity,
     wrong_tries_void_the_code,

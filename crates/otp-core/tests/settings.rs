@@ -235,6 +235,30 @@ fn top_level_settings() {
 }
 
 #[test]
+fn challenges_per_hour() {
+    assert_eq!(Settings::default().challenges_per_hour, 10);
+    let by_env = from_env(&[("OTP_CHALLENGES_PER_HOUR", "3600")]).unwrap();
+    let from_toml = Settings::from_toml_str("challenges_per_hour = 3600").unwrap();
+    assert_eq!(by_env.challenges_per_hour, 3_600);
+    assert!(same(&by_env, &from_toml));
+    // 0 turns the limit off.
+    assert_eq!(
+        from_env(&[("OTP_CHALLENGES_PER_HOUR", "0")])
+            .unwrap()
+            .challenges_per_hour,
+        0
+    );
+    assert_eq!(
+        error_text(from_env(&[("OTP_CHALLENGES_PER_HOUR", "3601")])),
+        "invalid setting OTP_CHALLENGES_PER_HOUR: must be from 0 to 3600, got \"3601\""
+    );
+    assert_eq!(
+        error_text(Settings::from_toml_str("challenges_per_hour = -1")),
+        "invalid setting challenges_per_hour: must be from 0 to 3600, got -1"
+    );
+}
+
+#[test]
 fn toml_dotted_keys_and_inline_tables_are_the_same_layout() {
     let dotted =
         Settings::from_toml_str("totp.tolerance = 3\nemail = { max_failures = 2 }\n").unwrap();
@@ -632,12 +656,12 @@ fn unknown_toml_keys_are_errors_naming_the_key() {
         (
             "[totpp]\nissuer = \"Example\"",
             "invalid setting totpp: unknown setting; the top level takes the tables totp, hotp, \
-             static, email and the keys failure_budget, max_throttle_delay",
+             static, email and the keys failure_budget, max_throttle_delay, challenges_per_hour",
         ),
         (
             "issuer = \"Example\"",
             "invalid setting issuer: unknown setting; the top level takes the tables totp, hotp, \
-             static, email and the keys failure_budget, max_throttle_delay",
+             static, email and the keys failure_budget, max_throttle_delay, challenges_per_hour",
         ),
         (
             "OTP_TOTP_ISSUER = \"Example\"",
@@ -662,7 +686,8 @@ fn unknown_toml_keys_are_errors_naming_the_key() {
         (
             "database_url = \"sqlite::memory:\"",
             "invalid setting database_url: unknown setting; the top level takes the tables totp, \
-             hotp, static, email and the keys failure_budget, max_throttle_delay",
+             hotp, static, email and the keys failure_budget, max_throttle_delay, \
+             challenges_per_hour",
         ),
     ];
     for (toml, expected) in cases {

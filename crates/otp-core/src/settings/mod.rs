@@ -186,6 +186,7 @@ impl Default for EmailSettings {
 /// | `OTP_EMAIL_MAX_FAILURES` | `[email] max_failures` | at least 1 | 5 |
 /// | `OTP_FAILURE_BUDGET` | `failure_budget` (top level) | at least 1 (NIST allows at most 100) | 100 |
 /// | `OTP_MAX_THROTTLE_DELAY` | `max_throttle_delay` (top level) | whole seconds, at least 1 | 3600 |
+/// | `OTP_CHALLENGES_PER_HOUR` | `challenges_per_hour` (top level) | 0 to 3600, 0 disables | 10 |
 ///
 /// Every duration is at most one year (31 536 000 seconds). Booleans are `true`/`false` in
 /// TOML and `true`, `false`, `1`, `0`, `yes` or `no` in any case in the environment. A template
@@ -246,6 +247,11 @@ pub struct Settings {
     pub failure_budget: FailureBudget,
     /// `OTP_MAX_THROTTLE_DELAY`: the longest throttling delay (default 1 hour).
     pub max_throttle_delay: Duration,
+    /// `OTP_CHALLENGES_PER_HOUR`: challenges (email codes) one user may have sent within an
+    /// hour, across all their devices (default 10; 0 disables): each device's cooldown alone
+    /// would let an account with many email devices send mail without end, to addresses that
+    /// need not be the user's.
+    pub challenges_per_hour: u32,
 }
 
 impl Default for Settings {
@@ -257,6 +263,7 @@ impl Default for Settings {
             email: EmailSettings::default(),
             failure_budget: FailureBudget::default(),
             max_throttle_delay: ThrottlePolicy::DEFAULT_MAX_DELAY,
+            challenges_per_hour: 10,
         }
     }
 }

@@ -11,8 +11,8 @@
 //! The environment uses django-otp's names (`OTP_TOTP_ISSUER`); only those names are read, so
 //! the application's own `OTP_*` variables (`OTP_DATABASE_URL`, `OTP_SECRET_KEY`, ...) are left
 //! alone. TOML uses one table per group, keys named after the setting without the `OTP_` and
-//! group prefixes, in lower case (`[totp] issuer`), and `failure_budget` and
-//! `max_throttle_delay` at the top level. The flat upper-case names are not accepted in TOML,
+//! group prefixes, in lower case (`[totp] issuer`), and `failure_budget`,
+//! `max_throttle_delay` and `challenges_per_hour` at the top level. The flat upper-case names are not accepted in TOML,
 //! so each setting has one spelling there; any key the layout does not define is an error.
 //!
 //! Errors name a setting as its source spells it: `OTP_TOTP_TOLERANCE` for the environment,
@@ -520,6 +520,7 @@ struct Layer {
     email_max_failures: Option<u32>,
     failure_budget: Option<u32>,
     max_throttle_delay: Option<Duration>,
+    challenges_per_hour: Option<u32>,
 }
 
 impl Layer {
@@ -579,6 +580,7 @@ impl Layer {
             email_max_failures: self.email_max_failures.or(under.email_max_failures),
             failure_budget: self.failure_budget.or(under.failure_budget),
             max_throttle_delay: self.max_throttle_delay.or(under.max_throttle_delay),
+            challenges_per_hour: self.challenges_per_hour.or(under.challenges_per_hour),
         }
     }
 
@@ -618,6 +620,7 @@ impl Layer {
             s.failure_budget = FailureBudget { limit };
         }
         set(&mut s.max_throttle_delay, self.max_throttle_delay);
+        set(&mut s.challenges_per_hour, self.challenges_per_hour);
         Ok(s)
     }
 }
@@ -665,7 +668,7 @@ impl Spec {
 
 /// Every setting, in the order of the table on [`Settings`]; the environment's errors come in
 /// this order.
-static SPECS: [Spec; 23] = [
+static SPECS: [Spec; 24] = [
     Spec::new("OTP_TOTP_ISSUER", TOTP, "issuer", |l, raw, _| {
         l.totp_issuer = Some(issuer(raw)?);
         Ok(())
@@ -818,7 +821,19 @@ static SPECS: [Spec; 23] = [
             Ok(())
         },
     ),
+    Spec::new(
+        "OTP_CHALLENGES_PER_HOUR",
+        TOP,
+        "challenges_per_hour",
+        |l, raw, _| {
+            l.challenges_per_hour = Some(raw.count(0, Some(MAX_CHALLENGES_PER_HOUR))?);
+            Ok(())
+        },
+    ),
 ];
+
+/// The largest `OTP_CHALLENGES_PER_HOUR`: one a second.
+const MAX_CHALLENGES_PER_HOUR: u32 = 3_600;
 
 #[cfg(test)]
 mod tests {
