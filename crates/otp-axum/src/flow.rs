@@ -122,7 +122,7 @@ impl FlowError {
             Self::NotAllowed(_) => "Verification of the token is currently disabled".into(),
             Self::NotInteractive => "The selected OTP device is not interactive".into(),
             Self::ChallengeCooldown { .. } => {
-                "A code was sent a moment ago. Please wait before asking for another.".into()
+                "A code was sent recently. Please wait before asking for another.".into()
             }
             Self::ChallengeFailed => "The code could not be sent. Please try again later.".into(),
             Self::BadRequest(what) => (*what).into(),

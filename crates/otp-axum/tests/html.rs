@@ -779,6 +779,46 @@ async fn repeated_failures_are_throttled_with_retry_after() {
     assert!(reply.body.contains("You can try again in"));
 }
 
+/// The account's challenges of the hour used up: the wait is told in minutes.
+#[tokio::test]
+async fn the_hourly_challenge_limit_is_told_in_minutes() {
+    let outbox = Arc::new(Outbox::default());
+    let mut options = Options {
+        mailer: Some(outbox.clone()),
+        ..Options::default()
+    };
+    options.settings.challenges_per_hour = 1;
+    let app = app_with(options).await;
+    let mut devices = Vec::new();
+    for name in ["work mail", "home mail"] {
+        let device = app
+            .otp
+            .create_email_device("carol", name, "carol@example.com", true)
+            .await
+            .unwrap();
+        devices.push(device.id.to_string());
+    }
+    let mut client = app.client();
+    client.log_in("carol", "secret", None).await;
+    let sent = client
+        .second_factor("/account/login/otp", &devices[0], "", "challenge", None)
+        .await;
+    sent.assert_page(StatusCode::OK);
+    // The other device has no cooldown of its own, but the hour's one challenge is spent.
+    let refused = client
+        .second_factor("/account/login/otp", &devices[1], "", "challenge", None)
+        .await;
+    refused.assert_page(StatusCode::TOO_MANY_REQUESTS);
+    let seconds: u64 = refused
+        .header(header::RETRY_AFTER)
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((3_590..=3_600).contains(&seconds), "{seconds}");
+    assert!(refused.body.contains("You can try again in 60 minutes."));
+    assert_eq!(outbox.0.lock().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn an_email_device_gets_a_send_me_a_code_button() {
     let outbox = Arc::new(Outbox::default());
@@ -838,6 +878,8 @@ async fn an_email_device_gets_a_send_me_a_code_button() {
         .await;
     again.assert_page(StatusCode::TOO_MANY_REQUESTS);
     assert!(again.header(header::RETRY_AFTER).is_some());
+    assert!(again.body.contains("A code was sent recently."));
+    assert!(again.body.contains("You can try again in 60 seconds."));
 
     // Challenging a device that is not interactive.
     let not_interactive = client
