@@ -16,7 +16,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use axum_login::{AuthManagerLayerBuilder, AuthSession, AuthUser, AuthnBackend};
 use common::{
-    Client, TestDb, framework, password_of, post_password, post_token, serve, session_layer,
+    Client, TestDb, assert_not_logged_in, assert_otp_required, framework, me, post_password,
+    post_right_password, post_token, serve, session_layer,
 };
 use http::StatusCode;
 use otp_axum::{AxumLoginAccounts, OtpLayer, OtpWeb, UsernamePassword, WebConfig};
@@ -173,7 +174,7 @@ impl App {
 
     async fn auth_user(&self) -> Value {
         let reply = self.client.get("/auth-user").await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        reply.assert_status(StatusCode::OK);
         reply.json()["user"].clone()
     }
 }
@@ -189,8 +190,8 @@ async fn two_step_login_ends_with_axum_login_showing_the_user(db: TestDb) {
         "invalid_credentials",
         "wrong password",
     );
-    let reply = post_password(client, "alice", password_of("alice")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = post_right_password(client, "alice").await;
+    reply.assert_status(StatusCode::OK);
     assert_eq!(
         reply.json(),
         json!({
@@ -204,14 +205,10 @@ async fn two_step_login_ends_with_axum_login_showing_the_user(db: TestDb) {
         Value::Null,
         "not logged in before the token"
     );
-    client.get("/api/v1/me").await.assert_error(
-        StatusCode::UNAUTHORIZED,
-        "login_required",
-        "/me while pending",
-    );
+    assert_not_logged_in(client, "/me while pending").await;
 
     let reply = post_token(client, &device.id, &app.code(&device)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.json(), json!({ "verified": true }));
     assert_ne!(
         client.session_cookie().unwrap(),
@@ -221,7 +218,7 @@ async fn two_step_login_ends_with_axum_login_showing_the_user(db: TestDb) {
 
     assert_eq!(app.auth_user().await, json!(1));
     assert_eq!(
-        client.get("/api/v1/me").await.json(),
+        me(client).await,
         json!({ "user": "1", "verified": true, "device": device.id.to_string() })
     );
     assert_eq!(client.get("/protected").await.status, StatusCode::OK);
@@ -229,34 +226,26 @@ async fn two_step_login_ends_with_axum_login_showing_the_user(db: TestDb) {
 
     // Logging out through the JSON API logs axum-login out too.
     let reply = client.delete("/api/v1/session").await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    reply.assert_status(StatusCode::NO_CONTENT);
     assert_eq!(app.auth_user().await, Value::Null);
-    client.get("/api/v1/me").await.assert_error(
-        StatusCode::UNAUTHORIZED,
-        "login_required",
-        "/me after logout",
-    );
+    assert_not_logged_in(client, "/me after logout").await;
 }
 
 async fn a_user_without_devices_is_logged_in_by_axum_login_at_the_password(db: TestDb) {
     let app = App::new(db).await;
     let client = &app.client;
-    let reply = post_password(client, "carol", password_of("carol")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = post_right_password(client, "carol").await;
+    reply.assert_status(StatusCode::OK);
     assert_eq!(
         reply.json(),
         json!({ "otp_required": false, "devices": [] })
     );
     assert_eq!(app.auth_user().await, json!(3));
     assert_eq!(
-        client.get("/api/v1/me").await.json(),
+        me(client).await,
         json!({ "user": "3", "verified": false, "device": null })
     );
-    client.get("/protected").await.assert_error(
-        StatusCode::FORBIDDEN,
-        "otp_required",
-        "/protected",
-    );
+    assert_otp_required(client, "/protected", "/protected").await;
     assert_eq!(
         client.get("/protected-if-configured").await.status,
         StatusCode::OK
@@ -267,7 +256,7 @@ async fn a_wrong_token_or_an_expired_login_leaves_axum_login_anonymous(db: TestD
     let app = App::new(db).await;
     let device = app.totp_device("1").await;
     let client = &app.client;
-    post_password(client, "alice", password_of("alice")).await;
+    post_right_password(client, "alice").await;
     let wrong = common::wrong_totp_code(&app.otp, &device, &app.clock);
     post_token(client, &device.id, &wrong).await.assert_error(
         StatusCode::UNAUTHORIZED,
@@ -281,8 +270,5 @@ async fn a_wrong_token_or_an_expired_login_leaves_axum_login_anonymous(db: TestD
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "login_expired", "late token");
     assert_eq!(app.auth_user().await, Value::Null);
-    client
-        .get("/api/v1/me")
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED, "login_required", "/me");
+    assert_not_logged_in(client, "/me").await;
 }

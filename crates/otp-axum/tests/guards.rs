@@ -9,7 +9,7 @@ use otp_test_support::store_tests;
 use std::time::Duration;
 
 use axum::body::Body;
-use common::{Client, Reply, TestApp, TestDb, log_in_verified, oneshot};
+use common::{Client, Reply, TestApp, TestDb, log_in_verified, me, oneshot, whoami};
 use http::{Method, Request, StatusCode, header};
 use otp_axum::{OtpLayer, WebConfig, safe_next};
 use otp_core::{Clock, Device};
@@ -39,6 +39,7 @@ fn get(uri: &str, accept: Option<&str>) -> Request<Body> {
 }
 
 const HTML: Option<&str> = Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");
+const JSON: Option<&str> = Some("application/json");
 
 #[track_caller]
 fn assert_redirect(reply: &Reply, location: &str, what: &str) {
@@ -106,7 +107,7 @@ async fn json_clients_get_403_otp_required(db: TestDb) {
         "/verified-only",
         "/protected-if-configured",
     ] {
-        let reply = app.oneshot(get(uri, Some("application/json"))).await;
+        let reply = app.oneshot(get(uri, JSON)).await;
         assert_otp_required_json(&reply, uri);
         // A request that sends JSON is a JSON client, whatever it accepts.
         let request = Request::builder()
@@ -127,8 +128,7 @@ async fn the_guard_takes_its_own_login_url_and_field(db: TestDb) {
         "custom guard",
     );
     assert_otp_required_json(
-        &app.oneshot(get("/custom-guard", Some("application/json")))
-            .await,
+        &app.oneshot(get("/custom-guard", JSON)).await,
         "custom guard, JSON",
     );
 }
@@ -198,8 +198,7 @@ async fn if_configured_lets_users_without_confirmed_devices_through_only(db: Tes
         "anonymous",
     );
     assert_otp_required_json(
-        &app.oneshot(get("/protected-if-configured", Some("application/json")))
-            .await,
+        &app.oneshot(get("/protected-if-configured", JSON)).await,
         "anonymous",
     );
 
@@ -208,7 +207,7 @@ async fn if_configured_lets_users_without_confirmed_devices_through_only(db: Tes
     let carol = test_login(&client, "u-carol", None).await;
     assert_eq!(carol["logged_in"], "u-carol");
     let reply = client.get("/protected-if-configured").await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.text(), "protected content");
     assert_otp_required_json(&client.get("/protected").await, "carol on /protected");
 
@@ -216,7 +215,7 @@ async fn if_configured_lets_users_without_confirmed_devices_through_only(db: Tes
     let client = client.fresh();
     test_login(&client, "u-alice", None).await;
     assert_eq!(
-        client.get("/whoami").await.json(),
+        whoami(&client).await,
         json!({ "user": "u-alice", "authenticated": true, "verified": false, "device": null })
     );
     assert_otp_required_json(
@@ -240,7 +239,7 @@ async fn if_configured_lets_users_without_confirmed_devices_through_only(db: Tes
 async fn a_missing_otp_layer_is_a_500_that_names_it(db: TestDb) {
     let app = TestApp::new(db).await;
     for uri in ["/bare/whoami", "/bare/verified-only", "/bare/protected"] {
-        for accept in [HTML, Some("application/json")] {
+        for accept in [HTML, JSON] {
             let reply = app.oneshot(get(uri, accept)).await;
             assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{uri}");
             assert_eq!(
@@ -299,7 +298,7 @@ async fn login_refuses_another_users_device_and_an_unconfirmed_one(db: TestDb) {
         let reply = test_login(&client, "u-alice", Some(device)).await;
         assert_eq!(reply["verified_now"], false, "{what}");
         assert_eq!(
-            client.get("/whoami").await.json(),
+            whoami(&client).await,
             json!({ "user": "u-alice", "authenticated": true, "verified": false, "device": null }),
             "{what}"
         );
@@ -315,7 +314,7 @@ async fn login_refuses_another_users_device_and_an_unconfirmed_one(db: TestDb) {
     assert_eq!(reply["verified_now"], true);
     assert_ne!(client.session_cookie().unwrap(), before, "the id is cycled");
     assert_eq!(
-        client.get("/whoami").await.json(),
+        whoami(&client).await,
         json!({
             "user": "u-alice",
             "authenticated": true,
@@ -328,15 +327,12 @@ async fn login_refuses_another_users_device_and_an_unconfirmed_one(db: TestDb) {
     // A refused device leaves the verification as it was.
     let reply = test_login(&client, "u-alice", Some(&bobs)).await;
     assert_eq!(reply["verified_now"], false);
-    assert_eq!(
-        client.get("/api/v1/me").await.json()["device"],
-        alice.id.to_string()
-    );
+    assert_eq!(me(&client).await["device"], alice.id.to_string());
     // Another user logged in on the same session does not inherit the verification: the
     // device the session names is not theirs.
     test_login(&client, "u-bob", None).await;
     assert_eq!(
-        client.get("/whoami").await.json(),
+        whoami(&client).await,
         json!({ "user": "u-bob", "authenticated": true, "verified": false, "device": null })
     );
 }
@@ -352,12 +348,12 @@ async fn a_verification_lapses_after_the_maximum_age(db: TestDb) {
     log_in_verified(&app, &client, "alice", &device).await;
 
     app.advance(Duration::from_secs(60));
-    assert_eq!(client.get("/api/v1/me").await.json()["verified"], true);
+    assert_eq!(me(&client).await["verified"], true);
     assert_eq!(client.get("/protected").await.status, StatusCode::OK);
 
     app.advance(Duration::from_secs(1));
     assert_eq!(
-        client.get("/api/v1/me").await.json(),
+        me(&client).await,
         json!({ "user": "u-alice", "verified": false, "device": null })
     );
     assert_otp_required_json(&client.get("/protected").await, "lapsed");
@@ -368,12 +364,12 @@ async fn a_verification_lapses_after_the_maximum_age(db: TestDb) {
     );
     // The lapsed verification was removed from the session, not just ignored.
     app.clock.set(verified_at);
-    assert_eq!(client.get("/api/v1/me").await.json()["verified"], false);
+    assert_eq!(me(&client).await["verified"], false);
     // Verifying again (a fresh code, not the spent one) restores it.
     app.advance(Duration::from_secs(120));
     let reply = common::post_token(&client, &device.id, &app.code(&device)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    assert_eq!(client.get("/api/v1/me").await.json()["verified"], true);
+    reply.assert_status(StatusCode::OK);
+    assert_eq!(me(&client).await["verified"], true);
 }
 
 #[test]
@@ -448,7 +444,7 @@ async fn unverify_drops_the_verification_and_cycles_the_id(db: TestDb) {
     let unverified = client.session_cookie().unwrap();
     assert_ne!(unverified, verified, "the id is cycled");
     assert_eq!(
-        client.get("/api/v1/me").await.json(),
+        me(&client).await,
         json!({ "user": "u-alice", "verified": false, "device": null })
     );
     assert_otp_required_json(&client.get("/protected").await, "after unverify");

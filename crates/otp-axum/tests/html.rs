@@ -133,6 +133,14 @@ impl TestApp {
         }
     }
 
+    /// A confirmed email device of `user`, sending to `{user}@example.com`.
+    async fn email_device(&self, user: &str, name: &str) -> Device {
+        self.otp
+            .create_email_device(user, name, &format!("{user}@example.com"), true)
+            .await
+            .unwrap()
+    }
+
     async fn totp_device(&self, user: &str) -> Device {
         self.otp
             .create_totp_device(
@@ -214,6 +222,14 @@ impl Reply {
         &self.body[start..=end]
     }
 
+    /// The `Retry-After` header, in seconds.
+    fn retry_after(&self) -> u64 {
+        self.header(header::RETRY_AFTER)
+            .expect("Retry-After")
+            .parse()
+            .unwrap()
+    }
+
     fn assert_page(&self, status: StatusCode) {
         assert_eq!(self.status, status, "{}", self.body);
         assert_eq!(self.header(header::CACHE_CONTROL), Some("no-store"));
@@ -279,10 +295,16 @@ impl Client {
     }
 
     async fn post(&mut self, uri: &str, fields: &[(&str, &str)]) -> Reply {
+        self.post_raw(uri, "application/x-www-form-urlencoded", form_body(fields))
+            .await
+    }
+
+    /// `POST uri` with `body` as `content_type`.
+    async fn post_raw(&mut self, uri: &str, content_type: &str, body: impl Into<Body>) -> Reply {
         self.send(
             Request::post(uri)
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(form_body(fields)))
+                .header(header::CONTENT_TYPE, content_type)
+                .body(body.into())
                 .unwrap(),
         )
         .await
@@ -325,6 +347,25 @@ impl Client {
             fields.push(("next", next));
         }
         self.post(page, &fields).await
+    }
+
+    /// Logs `user` in with the right password, up to the redirect to step two.
+    async fn log_in_pending(&mut self, user: &str) {
+        self.log_in(user, "secret", None)
+            .await
+            .assert_redirect("/account/login/otp");
+    }
+
+    /// Step two of the login: `token` for `device`.
+    async fn step_two(&mut self, device: &str, token: &str, next: Option<&str>) -> Reply {
+        self.second_factor("/account/login/otp", device, token, "verify", next)
+            .await
+    }
+
+    /// Step two of the login: "Send me a code" for `device`.
+    async fn challenge(&mut self, device: &str, next: Option<&str>) -> Reply {
+        self.second_factor("/account/login/otp", device, "", "challenge", next)
+            .await
     }
 }
 
@@ -543,15 +584,7 @@ async fn a_totp_login_takes_two_steps_and_its_code_only_once() {
     );
 
     let (right, wrong) = totp_codes();
-    let reply = client
-        .second_factor(
-            "/account/login/otp",
-            &id,
-            &wrong,
-            "verify",
-            Some("/settings"),
-        )
-        .await;
+    let reply = client.step_two(&id, &wrong, Some("/settings")).await;
     reply.assert_page(StatusCode::UNAUTHORIZED);
     assert!(reply.body.contains(r#"role="alert""#));
     assert!(reply.body.contains("Invalid token."));
@@ -559,15 +592,7 @@ async fn a_totp_login_takes_two_steps_and_its_code_only_once() {
     assert!(!reply.body.contains(&wrong), "the code is not echoed");
 
     let cookie = client.cookie.clone();
-    let reply = client
-        .second_factor(
-            "/account/login/otp",
-            &id,
-            &right,
-            "verify",
-            Some("/settings"),
-        )
-        .await;
+    let reply = client.step_two(&id, &right, Some("/settings")).await;
     reply.assert_redirect("/settings");
     assert_ne!(client.cookie, cookie, "the session id is cycled");
 
@@ -594,13 +619,8 @@ async fn a_totp_login_takes_two_steps_and_its_code_only_once() {
         .await
         .assert_redirect("/account/login");
 
-    client
-        .log_in("alice", "secret", None)
-        .await
-        .assert_redirect("/account/login/otp");
-    let replay = client
-        .second_factor("/account/login/otp", &id, &right, "verify", None)
-        .await;
+    client.log_in_pending("alice").await;
+    let replay = client.step_two(&id, &right, None).await;
     replay.assert_page(StatusCode::UNAUTHORIZED);
     assert!(replay.body.contains("Invalid token."));
 }
@@ -630,13 +650,7 @@ async fn next_is_followed_only_on_this_site() {
         .assert_redirect("/account/login/otp");
     let (right, _) = totp_codes();
     client
-        .second_factor(
-            "/account/login/otp",
-            &device.id.to_string(),
-            &right,
-            "verify",
-            Some("//evil.example"),
-        )
+        .step_two(&device.id.to_string(), &right, Some("//evil.example"))
         .await
         .assert_redirect("/");
 }
@@ -712,10 +726,7 @@ async fn step_two_without_a_login_under_way_goes_back_to_step_one() {
         .await
         .assert_redirect("/account/login?next=/x");
 
-    client
-        .log_in("alice", "secret", None)
-        .await
-        .assert_redirect("/account/login/otp");
+    client.log_in_pending("alice").await;
     let page = client.get("/account/login/otp").await;
     let csrf = page.csrf();
 
@@ -752,24 +763,15 @@ async fn repeated_failures_are_throttled_with_retry_after() {
     let device = app.totp_device("alice").await;
     let id = device.id.to_string();
     let mut client = app.client();
-    client
-        .log_in("alice", "secret", None)
-        .await
-        .assert_redirect("/account/login/otp");
+    client.log_in_pending("alice").await;
     let (right, wrong) = totp_codes();
     client
-        .second_factor("/account/login/otp", &id, &wrong, "verify", None)
+        .step_two(&id, &wrong, None)
         .await
         .assert_page(StatusCode::UNAUTHORIZED);
-    let reply = client
-        .second_factor("/account/login/otp", &id, &right, "verify", None)
-        .await;
+    let reply = client.step_two(&id, &right, None).await;
     reply.assert_page(StatusCode::TOO_MANY_REQUESTS);
-    let seconds: u64 = reply
-        .header(header::RETRY_AFTER)
-        .expect("Retry-After")
-        .parse()
-        .unwrap();
+    let seconds = reply.retry_after();
     assert!((1..=60).contains(&seconds), "{seconds}");
     assert!(
         reply
@@ -791,29 +793,17 @@ async fn the_hourly_challenge_limit_is_told_in_minutes() {
     let app = app_with(options).await;
     let mut devices = Vec::new();
     for name in ["work mail", "home mail"] {
-        let device = app
-            .otp
-            .create_email_device("carol", name, "carol@example.com", true)
-            .await
-            .unwrap();
+        let device = app.email_device("carol", name).await;
         devices.push(device.id.to_string());
     }
     let mut client = app.client();
     client.log_in("carol", "secret", None).await;
-    let sent = client
-        .second_factor("/account/login/otp", &devices[0], "", "challenge", None)
-        .await;
+    let sent = client.challenge(&devices[0], None).await;
     sent.assert_page(StatusCode::OK);
     // The other device has no cooldown of its own, but the hour's one challenge is spent.
-    let refused = client
-        .second_factor("/account/login/otp", &devices[1], "", "challenge", None)
-        .await;
+    let refused = client.challenge(&devices[1], None).await;
     refused.assert_page(StatusCode::TOO_MANY_REQUESTS);
-    let seconds: u64 = refused
-        .header(header::RETRY_AFTER)
-        .expect("Retry-After")
-        .parse()
-        .unwrap();
+    let seconds = refused.retry_after();
     assert!((3_590..=3_600).contains(&seconds), "{seconds}");
     assert!(refused.body.contains("You can try again in 60 minutes."));
     assert_eq!(outbox.0.lock().unwrap().len(), 1);
@@ -827,11 +817,7 @@ async fn an_email_device_gets_a_send_me_a_code_button() {
         ..Options::default()
     })
     .await;
-    let email = app
-        .otp
-        .create_email_device("carol", "work mail", "carol@example.com", true)
-        .await
-        .unwrap();
+    let email = app.email_device("carol", "work mail").await;
     let totp = app.totp_device("carol").await;
     let mut client = app.client();
     client
@@ -853,15 +839,7 @@ async fn an_email_device_gets_a_send_me_a_code_button() {
     ));
 
     let email_id = email.id.to_string();
-    let reply = client
-        .second_factor(
-            "/account/login/otp",
-            &email_id,
-            "",
-            "challenge",
-            Some("/inbox"),
-        )
-        .await;
+    let reply = client.challenge(&email_id, Some("/inbox")).await;
     reply.assert_page(StatusCode::OK);
     assert!(reply.body.contains("A code was sent."));
     assert!(
@@ -873,35 +851,19 @@ async fn an_email_device_gets_a_send_me_a_code_button() {
     let code = outbox.0.lock().unwrap().pop().expect("an email");
 
     // Asking again at once: the cooldown, with Retry-After.
-    let again = client
-        .second_factor("/account/login/otp", &email_id, "", "challenge", None)
-        .await;
+    let again = client.challenge(&email_id, None).await;
     again.assert_page(StatusCode::TOO_MANY_REQUESTS);
     assert!(again.header(header::RETRY_AFTER).is_some());
     assert!(again.body.contains("A code was sent recently."));
     assert!(again.body.contains("You can try again in 60 seconds."));
 
     // Challenging a device that is not interactive.
-    let not_interactive = client
-        .second_factor(
-            "/account/login/otp",
-            &totp.id.to_string(),
-            "",
-            "challenge",
-            None,
-        )
-        .await;
+    let not_interactive = client.challenge(&totp.id.to_string(), None).await;
     not_interactive.assert_page(StatusCode::BAD_REQUEST);
     assert!(not_interactive.body.contains("not interactive"));
 
     client
-        .second_factor(
-            "/account/login/otp",
-            &email_id,
-            &code,
-            "verify",
-            Some("/inbox"),
-        )
+        .step_two(&email_id, &code, Some("/inbox"))
         .await
         .assert_redirect("/inbox");
 }
@@ -910,25 +872,10 @@ async fn an_email_device_gets_a_send_me_a_code_button() {
 async fn a_failed_challenge_does_not_leak_the_mailers_error() {
     // No mailer: otp-core fails the delivery with "no mailer is configured".
     let app = app().await;
-    let email = app
-        .otp
-        .create_email_device("dave", "mail", "dave@example.com", true)
-        .await
-        .unwrap();
+    let email = app.email_device("dave", "mail").await;
     let mut client = app.client();
-    client
-        .log_in("dave", "secret", None)
-        .await
-        .assert_redirect("/account/login/otp");
-    let reply = client
-        .second_factor(
-            "/account/login/otp",
-            &email.id.to_string(),
-            "",
-            "challenge",
-            None,
-        )
-        .await;
+    client.log_in_pending("dave").await;
+    let reply = client.challenge(&email.id.to_string(), None).await;
     reply.assert_page(StatusCode::BAD_GATEWAY);
     assert!(reply.body.contains("The code could not be sent."));
     assert!(!reply.body.to_lowercase().contains("mailer"));
@@ -945,10 +892,7 @@ async fn backup_codes_get_a_text_keyboard_and_work_in_step_two() {
         .unwrap();
     let backup_id = backup.id.to_string();
     let mut client = app.client();
-    client
-        .log_in("alice", "secret", None)
-        .await
-        .assert_redirect("/account/login/otp");
+    client.log_in_pending("alice").await;
     let page = client.get("/account/login/otp").await;
     let link = format!(r#"href="/account/login/otp?device={backup_id}""#);
     assert!(page.body.contains(&link), "{}", page.body);
@@ -962,13 +906,7 @@ async fn backup_codes_get_a_text_keyboard_and_work_in_step_two() {
     assert!(!page.body.contains("Use a backup code"));
 
     client
-        .second_factor(
-            "/account/login/otp",
-            &backup_id,
-            &codes[0].to_string(),
-            "verify",
-            None,
-        )
+        .step_two(&backup_id, &codes[0].to_string(), None)
         .await
         .assert_redirect("/");
 }
@@ -989,12 +927,7 @@ async fn malformed_forms_get_a_400_page() {
     ] {
         // Not a form at all.
         let reply = client
-            .send(
-                Request::post(path)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(r#"{"username": "alice"}"#))
-                    .unwrap(),
-            )
+            .post_raw(path, "application/json", r#"{"username": "alice"}"#)
             .await;
         reply.assert_page(StatusCode::BAD_REQUEST);
         assert!(reply.body.contains("The form could not be read"), "{path}");
@@ -1006,21 +939,19 @@ async fn malformed_forms_get_a_400_page() {
     }
     // A field given twice.
     let reply = client
-        .send(
-            Request::post("/account/login")
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from("username=a&username=b&password=x"))
-                .unwrap(),
+        .post_raw(
+            "/account/login",
+            "application/x-www-form-urlencoded",
+            "username=a&username=b&password=x",
         )
         .await;
     reply.assert_page(StatusCode::BAD_REQUEST);
     // Bytes that are not UTF-8.
     let reply = client
-        .send(
-            Request::post("/account/login")
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(&b"username=%FF%FE&password=\xff"[..]))
-                .unwrap(),
+        .post_raw(
+            "/account/login",
+            "application/x-www-form-urlencoded",
+            &b"username=%FF%FE&password=\xff"[..],
         )
         .await;
     assert!(

@@ -10,10 +10,12 @@ use otp_test_support::store_tests;
 use std::time::Duration;
 
 use common::{
-    SESSION_COOKIE, TestApp, TestDb, code_in, log_in_verified, password_of, post_challenge,
-    post_password, post_token,
+    Client, Reply, SESSION_COOKIE, TestApp, TestDb, assert_not_logged_in, assert_otp_required,
+    code_in, log_in_verified, me, post_challenge, post_password, post_right_password, post_token,
+    whoami,
 };
 use http::{Method, StatusCode, header};
+use otp_core::Device;
 use serde_json::{Value, json};
 
 store_tests!(
@@ -47,11 +49,33 @@ store_tests!(
     an_http2_request_without_host_is_checked_against_its_authority,
 );
 
-fn devices(reply: &common::Reply) -> Vec<Value> {
+fn devices(reply: &Reply) -> Vec<Value> {
     reply.json()["devices"]
         .as_array()
         .cloned()
         .unwrap_or_default()
+}
+
+/// The ids of the devices offered by the password step.
+fn device_ids(reply: &Reply) -> Vec<Value> {
+    devices(reply).iter().map(|d| d["id"].clone()).collect()
+}
+
+/// Posts a wrong code for `device` and asserts that it is 401 `invalid_token`.
+async fn assert_wrong_code_refused(app: &TestApp, client: &Client, device: &Device, what: &str) {
+    post_token(client, &device.id, &app.wrong_code(device))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_token", what);
+}
+
+/// `POST path` with a JSON body, sent from `origin`.
+async fn post_json_from(client: &Client, origin: &str, path: &str, body: &Value) -> Reply {
+    client
+        .request(Method::POST, path)
+        .header(header::ORIGIN, origin)
+        .json(body)
+        .send()
+        .await
 }
 
 async fn wrong_password_unknown_user_and_empty_fields_are_invalid_credentials(db: TestDb) {
@@ -97,8 +121,8 @@ async fn user_without_devices_logs_in_with_the_password_but_is_not_verified(db: 
     client.get("/touch").await;
     let before = client.session_cookie().expect("an anonymous session");
 
-    let reply = post_password(&client, "carol", password_of("carol")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = post_right_password(&client, "carol").await;
+    reply.assert_status(StatusCode::OK);
     assert_eq!(
         reply.json(),
         json!({ "otp_required": false, "devices": [] })
@@ -115,10 +139,8 @@ async fn user_without_devices_logs_in_with_the_password_but_is_not_verified(db: 
     );
     // Logged in, not verified: otp_required refuses, if_configured lets a user without
     // devices through.
-    let protected = client.get("/protected").await;
-    protected.assert_error(StatusCode::FORBIDDEN, "otp_required", "/protected");
-    let verified_only = client.get("/verified-only").await;
-    verified_only.assert_error(StatusCode::FORBIDDEN, "otp_required", "/verified-only");
+    assert_otp_required(&client, "/protected", "/protected").await;
+    assert_otp_required(&client, "/verified-only", "/verified-only").await;
     let if_configured = client.get("/protected-if-configured").await;
     assert_eq!(if_configured.status, StatusCode::OK);
     assert_eq!(if_configured.text(), "protected content");
@@ -131,8 +153,8 @@ async fn two_step_login_with_totp_cycles_the_session_id_at_each_step(db: TestDb)
     client.get("/touch").await;
     let anonymous = client.session_cookie().expect("an anonymous session");
 
-    let reply = post_password(&client, "alice", password_of("alice")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = post_right_password(&client, "alice").await;
+    reply.assert_status(StatusCode::OK);
     assert_eq!(
         reply.json(),
         json!({
@@ -153,19 +175,11 @@ async fn two_step_login_with_totp_cycles_the_session_id_at_each_step(db: TestDb)
     );
 
     // The password alone logs nobody in.
-    client.get("/api/v1/me").await.assert_error(
-        StatusCode::UNAUTHORIZED,
-        "login_required",
-        "/me while pending",
-    );
-    let whoami = client.get("/whoami").await.json();
+    assert_not_logged_in(&client, "/me while pending").await;
+    let whoami = whoami(&client).await;
     assert_eq!(whoami["user"], Value::Null);
     assert_eq!(whoami["authenticated"], false);
-    client.get("/protected").await.assert_error(
-        StatusCode::FORBIDDEN,
-        "otp_required",
-        "/protected while pending",
-    );
+    assert_otp_required(&client, "/protected", "/protected while pending").await;
 
     let wrong = post_token(&client, &device.id, &app.wrong_code(&device)).await;
     wrong.assert_error(StatusCode::UNAUTHORIZED, "invalid_token", "wrong token");
@@ -179,7 +193,7 @@ async fn two_step_login_with_totp_cycles_the_session_id_at_each_step(db: TestDb)
     // Past the one-second throttling delay of one failure.
     app.advance(Duration::from_secs(2));
     let right = post_token(&client, &device.id, &app.code(&device)).await;
-    assert_eq!(right.status, StatusCode::OK, "{}", right.text());
+    right.assert_status(StatusCode::OK);
     assert_eq!(right.json(), json!({ "verified": true }));
     assert_eq!(right.header(header::CACHE_CONTROL), Some("no-store"));
     let verified = client.session_cookie().expect("a session");
@@ -220,7 +234,7 @@ async fn old_session_ids_are_dead_after_each_step(db: TestDb) {
     let attacker = client.fresh();
     attacker.set_cookie(SESSION_COOKIE, &planted);
 
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
     let pending = client.session_cookie().unwrap();
     // The old id carries no pending login: a token sent with it has nobody to verify.
     post_token(&attacker, &device.id, &app.wrong_code(&device))
@@ -231,21 +245,14 @@ async fn old_session_ids_are_dead_after_each_step(db: TestDb) {
     let attacker = client.fresh();
     attacker.set_cookie(SESSION_COOKIE, &pending);
     let reply = post_token(&client, &device.id, &app.code(&device)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
     for (what, old) in [("anonymous id", &planted), ("pending id", &pending)] {
         let stale = client.fresh();
         stale.set_cookie(SESSION_COOKIE, old);
-        stale.get("/api/v1/me").await.assert_error(
-            StatusCode::UNAUTHORIZED,
-            "login_required",
-            what,
-        );
-        stale
-            .get("/protected")
-            .await
-            .assert_error(StatusCode::FORBIDDEN, "otp_required", what);
+        assert_not_logged_in(&stale, what).await;
+        assert_otp_required(&stale, "/protected", what).await;
     }
-    assert_eq!(client.get("/api/v1/me").await.json()["verified"], true);
+    assert_eq!(me(&client).await["verified"], true);
 }
 
 async fn a_code_is_refused_after_logout_and_login_again(db: TestDb) {
@@ -256,46 +263,32 @@ async fn a_code_is_refused_after_logout_and_login_again(db: TestDb) {
     log_in_verified(&app, &client, "alice", &device).await;
 
     let logout = client.delete("/api/v1/session").await;
-    assert_eq!(logout.status, StatusCode::NO_CONTENT, "{}", logout.text());
+    logout.assert_status(StatusCode::NO_CONTENT);
     assert_eq!(
         client.session_cookie(),
         None,
         "the session cookie is removed"
     );
-    client.get("/api/v1/me").await.assert_error(
-        StatusCode::UNAUTHORIZED,
-        "login_required",
-        "/me after logout",
-    );
+    assert_not_logged_in(&client, "/me after logout").await;
 
-    let again = post_password(&client, "alice", password_of("alice")).await;
+    let again = post_right_password(&client, "alice").await;
     assert_eq!(again.json()["otp_required"], true);
     post_token(&client, &device.id, &code).await.assert_error(
         StatusCode::UNAUTHORIZED,
         "invalid_token",
         "replayed code",
     );
-    client.get("/api/v1/me").await.assert_error(
-        StatusCode::UNAUTHORIZED,
-        "login_required",
-        "/me after replay",
-    );
-    client.get("/protected").await.assert_error(
-        StatusCode::FORBIDDEN,
-        "otp_required",
-        "/protected after replay",
-    );
+    assert_not_logged_in(&client, "/me after replay").await;
+    assert_otp_required(&client, "/protected", "/protected after replay").await;
 }
 
 async fn a_right_code_right_after_a_wrong_one_is_throttled_until_the_delay_passes(db: TestDb) {
     let app = TestApp::new(db).await;
     let device = app.totp_device("u-alice", "phone").await;
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
 
-    post_token(&client, &device.id, &app.wrong_code(&device))
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED, "invalid_token", "wrong token");
+    assert_wrong_code_refused(&app, &client, &device, "wrong token").await;
     let throttled = post_token(&client, &device.id, &app.code(&device)).await;
     throttled.assert_error(
         StatusCode::TOO_MANY_REQUESTS,
@@ -312,16 +305,12 @@ async fn a_right_code_right_after_a_wrong_one_is_throttled_until_the_delay_passe
     );
     // Attempts during the delay are not counted.
     assert_eq!(app.reload(&device).await.throttle.failure_count, 1);
-    client.get("/api/v1/me").await.assert_error(
-        StatusCode::UNAUTHORIZED,
-        "login_required",
-        "/me while throttled",
-    );
+    assert_not_logged_in(&client, "/me while throttled").await;
 
     app.advance(Duration::from_millis(1_100));
     let reply = post_token(&client, &device.id, &app.code(&device)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    assert_eq!(client.get("/api/v1/me").await.json()["verified"], true);
+    reply.assert_status(StatusCode::OK);
+    assert_eq!(me(&client).await["verified"], true);
 }
 
 async fn the_second_factor_waits_ten_minutes_and_no_longer(db: TestDb) {
@@ -330,14 +319,14 @@ async fn the_second_factor_waits_ten_minutes_and_no_longer(db: TestDb) {
 
     // Exactly ten minutes: still in time.
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
     app.advance(Duration::from_secs(600));
     let reply = post_token(&client, &device.id, &app.code(&device)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
 
     // Ten minutes and a second: the password must be entered again.
     let late = client.fresh();
-    post_password(&late, "alice", password_of("alice")).await;
+    post_right_password(&late, "alice").await;
     app.advance(Duration::from_secs(601));
     let code = app.code(&device);
     let expired = post_token(&late, &device.id, &code).await;
@@ -352,15 +341,11 @@ async fn the_second_factor_waits_ten_minutes_and_no_longer(db: TestDb) {
         "login_required",
         "token after expiry",
     );
-    late.get("/api/v1/me").await.assert_error(
-        StatusCode::UNAUTHORIZED,
-        "login_required",
-        "/me after expiry",
-    );
+    assert_not_logged_in(&late, "/me after expiry").await;
     assert_eq!(app.reload(&device).await.throttle.failure_count, 0);
-    post_password(&late, "alice", password_of("alice")).await;
+    post_right_password(&late, "alice").await;
     let reply = post_token(&late, &device.id, &code).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
 }
 
 async fn a_backup_code_completes_the_login_once(db: TestDb) {
@@ -372,8 +357,8 @@ async fn a_backup_code_completes_the_login_once(db: TestDb) {
         .await
         .unwrap();
     let client = app.client().await;
-    let reply = post_password(&client, "alice", password_of("alice")).await;
-    let ids: Vec<Value> = devices(&reply).iter().map(|d| d["id"].clone()).collect();
+    let reply = post_right_password(&client, "alice").await;
+    let ids = device_ids(&reply);
     assert_eq!(
         ids,
         [json!(totp.id.to_string()), json!(backup.id.to_string())]
@@ -384,9 +369,9 @@ async fn a_backup_code_completes_the_login_once(db: TestDb) {
     // As printed for the user (with its dash).
     let code = codes[0].to_string();
     let reply = post_token(&client, &backup.id, &code).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
     assert_eq!(
-        client.get("/api/v1/me").await.json(),
+        me(&client).await,
         json!({ "user": "u-alice", "verified": true, "device": backup.id.to_string() })
     );
     assert_eq!(
@@ -397,7 +382,7 @@ async fn a_backup_code_completes_the_login_once(db: TestDb) {
     );
 
     client.delete("/api/v1/session").await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
     post_token(&client, &backup.id, &code).await.assert_error(
         StatusCode::UNAUTHORIZED,
         "invalid_token",
@@ -407,13 +392,9 @@ async fn a_backup_code_completes_the_login_once(db: TestDb) {
 
 async fn email_codes_are_sent_through_smtp_with_a_cooldown(db: TestDb) {
     let app = TestApp::builder(db).smtp().build().await;
-    let email = app
-        .otp
-        .create_email_device("u-alice", "mail", "alice@example.com", true)
-        .await
-        .unwrap();
+    let email = app.email_device("u-alice", "alice@example.com").await;
     let client = app.client().await;
-    let reply = post_password(&client, "alice", password_of("alice")).await;
+    let reply = post_right_password(&client, "alice").await;
     assert_eq!(
         devices(&reply),
         [
@@ -422,7 +403,7 @@ async fn email_codes_are_sent_through_smtp_with_a_cooldown(db: TestDb) {
     );
 
     let sent = post_challenge(&client, &email.id).await;
-    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text());
+    sent.assert_status(StatusCode::OK);
     assert_eq!(sent.json(), json!({ "sent": true }));
     let mails = app.smtp().received();
     assert_eq!(mails.len(), 1);
@@ -440,16 +421,13 @@ async fn email_codes_are_sent_through_smtp_with_a_cooldown(db: TestDb) {
     assert_eq!(app.smtp().received().len(), 1, "no second mail");
 
     let reply = post_token(&client, &email.id, &code).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    assert_eq!(
-        client.get("/api/v1/me").await.json()["device"],
-        email.id.to_string()
-    );
+    reply.assert_status(StatusCode::OK);
+    assert_eq!(me(&client).await["device"], email.id.to_string());
 
     // After the cooldown a new code goes out.
     app.advance(Duration::from_secs(61));
     let sent = post_challenge(&client, &email.id).await;
-    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text());
+    sent.assert_status(StatusCode::OK);
     assert_eq!(app.smtp().received().len(), 2);
 }
 
@@ -457,7 +435,7 @@ async fn challenging_a_totp_device_is_not_interactive(db: TestDb) {
     let app = TestApp::builder(db).smtp().build().await;
     let totp = app.totp_device("u-alice", "phone").await;
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
     let reply = post_challenge(&client, &totp.id).await;
     reply.assert_error(StatusCode::BAD_REQUEST, "not_interactive", "TOTP challenge");
     assert_eq!(
@@ -467,18 +445,14 @@ async fn challenging_a_totp_device_is_not_interactive(db: TestDb) {
     assert!(app.smtp().received().is_empty());
     // The login goes on.
     let reply = post_token(&client, &totp.id, &app.code(&totp)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
 }
 
 async fn a_failed_delivery_is_502_without_the_smtp_error(db: TestDb) {
     let app = TestApp::builder(db).smtp().build().await;
-    let email = app
-        .otp
-        .create_email_device("u-alice", "mail", "alice@example.com", true)
-        .await
-        .unwrap();
+    let email = app.email_device("u-alice", "alice@example.com").await;
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
     app.smtp().fail_next();
     let reply = post_challenge(&client, &email.id).await;
     reply.assert_error(
@@ -503,7 +477,7 @@ async fn a_failed_delivery_is_502_without_the_smtp_error(db: TestDb) {
     assert!(app.smtp().received().is_empty());
     // A failed delivery starts no cooldown: the next try goes out.
     let retry = post_challenge(&client, &email.id).await;
-    assert_eq!(retry.status, StatusCode::OK, "{}", retry.text());
+    retry.assert_status(StatusCode::OK);
     assert_eq!(app.smtp().received().len(), 1);
 }
 
@@ -516,19 +490,11 @@ async fn a_device_deleted_while_verified_unverifies_the_next_request(db: TestDb)
 
     app.otp.remove_device(&device.id).await.unwrap();
     assert_eq!(
-        client.get("/api/v1/me").await.json(),
+        me(&client).await,
         json!({ "user": "u-alice", "verified": false, "device": null })
     );
-    client.get("/protected").await.assert_error(
-        StatusCode::FORBIDDEN,
-        "otp_required",
-        "/protected",
-    );
-    client.get("/verified-only").await.assert_error(
-        StatusCode::FORBIDDEN,
-        "otp_required",
-        "/verified-only",
-    );
+    assert_otp_required(&client, "/protected", "/protected").await;
+    assert_otp_required(&client, "/verified-only", "/verified-only").await;
     // Without a device left, if_configured lets the logged-in user through.
     assert_eq!(
         client.get("/protected-if-configured").await.status,
@@ -537,20 +503,16 @@ async fn a_device_deleted_while_verified_unverifies_the_next_request(db: TestDb)
     // A new device with the same kind does not revive the old verification.
     let replacement = app.totp_device("u-alice", "new phone").await;
     assert_ne!(replacement.id, device.id);
-    assert_eq!(client.get("/api/v1/me").await.json()["verified"], false);
+    assert_eq!(me(&client).await["verified"], false);
 }
 
 async fn another_users_device_is_an_invalid_device_and_stays_untouched(db: TestDb) {
     let app = TestApp::builder(db).smtp().build().await;
     app.totp_device("u-alice", "phone").await;
     let bobs = app.totp_device("u-bob", "bob's phone").await;
-    let bobs_mail = app
-        .otp
-        .create_email_device("u-bob", "mail", "bob@example.com", true)
-        .await
-        .unwrap();
+    let bobs_mail = app.email_device("u-bob", "bob@example.com").await;
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
 
     let code = app.code(&bobs);
     let reply = post_token(&client, &bobs.id, &code).await;
@@ -572,10 +534,7 @@ async fn another_users_device_is_an_invalid_device_and_stays_untouched(db: TestD
         "bob's email device",
     );
     assert!(app.smtp().received().is_empty());
-    client
-        .get("/api/v1/me")
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED, "login_required", "/me");
+    assert_not_logged_in(&client, "/me").await;
 
     let stored = app.reload(&bobs).await;
     assert_eq!(stored.throttle.failure_count, 0);
@@ -584,16 +543,16 @@ async fn another_users_device_is_an_invalid_device_and_stays_untouched(db: TestD
     assert_eq!(app.otp.account_failures("u-bob").await.unwrap(), 0);
     // Bob's code was not spent.
     let bob = client.fresh();
-    post_password(&bob, "bob", password_of("bob")).await;
+    post_right_password(&bob, "bob").await;
     let reply = post_token(&bob, &bobs.id, &code).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
 }
 
 async fn unknown_and_malformed_device_ids_are_invalid_devices(db: TestDb) {
     let app = TestApp::new(db).await;
     let device = app.totp_device("u-alice", "phone").await;
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
     let code = app.code(&device);
     for id in [
         "totp/999999",
@@ -620,14 +579,14 @@ async fn unknown_and_malformed_device_ids_are_invalid_devices(db: TestDb) {
     }
     assert_eq!(app.reload(&device).await.throttle.failure_count, 0);
     let reply = post_token(&client, &device.id, &code).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
 }
 
 async fn an_empty_token_is_token_required(db: TestDb) {
     let app = TestApp::new(db).await;
     let device = app.totp_device("u-alice", "phone").await;
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
     for token in ["", "   "] {
         post_token(&client, &device.id, token).await.assert_error(
             StatusCode::BAD_REQUEST,
@@ -642,7 +601,6 @@ async fn malformed_bodies_are_400_never_500(db: TestDb) {
     let app = TestApp::new(db).await;
     let device = app.totp_device("u-alice", "phone").await;
     let client = app.client().await;
-    let id = device.id.to_string();
     let cases: &[(&str, &[u8])] = &[
         ("/api/v1/session", b"not json"),
         ("/api/v1/session", b""),
@@ -700,14 +658,12 @@ async fn malformed_bodies_are_400_never_500(db: TestDb) {
     // Both before any login and with a login under way.
     for stage in ["anonymous", "pending"] {
         if stage == "pending" {
-            let reply = post_password(&client, "alice", password_of("alice")).await;
+            let reply = post_right_password(&client, "alice").await;
             assert_eq!(reply.json()["otp_required"], true);
         }
         for (path, body) in cases {
             let reply = client
-                .request(Method::POST, path)
-                .raw("application/json", body.to_vec())
-                .send()
+                .post_raw(path, "application/json", body.to_vec())
                 .await;
             let what = format!("{stage} {path} {:?}", String::from_utf8_lossy(body));
             reply.assert_error(StatusCode::BAD_REQUEST, "bad_request", &what);
@@ -720,20 +676,15 @@ async fn malformed_bodies_are_400_never_500(db: TestDb) {
     }
     // None of it counted against the device or stopped the login.
     assert_eq!(app.reload(&device).await.throttle.failure_count, 0);
-    let reply = client
-        .post_json(
-            "/api/v1/otp/verify",
-            &json!({ "device": id, "token": app.code(&device) }),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = post_token(&client, &device.id, &app.code(&device)).await;
+    reply.assert_status(StatusCode::OK);
 }
 
 async fn a_huge_body_is_refused_and_a_long_token_is_just_wrong(db: TestDb) {
     let app = TestApp::new(db).await;
     let device = app.totp_device("u-alice", "phone").await;
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
 
     // Larger than axum's default body limit (2 MiB): refused as a bad body. In-process, with
     // the client's session: over TCP the server answers before it has read the whole body and
@@ -805,12 +756,11 @@ async fn non_json_content_types_are_415(db: TestDb) {
         assert_eq!(client.session_cookie(), None, "{what}: no login started");
     }
     let form = client
-        .request(Method::POST, "/api/v1/session")
-        .raw(
+        .post_raw(
+            "/api/v1/session",
             "application/x-www-form-urlencoded",
             "username=alice&password=alice-password",
         )
-        .send()
         .await;
     form.assert_error(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -820,20 +770,20 @@ async fn non_json_content_types_are_415(db: TestDb) {
 
     // A JSON content type with parameters is JSON.
     let reply = client
-        .request(Method::POST, "/api/v1/session")
-        .raw("Application/JSON; charset=utf-8", credentials)
-        .send()
+        .post_raw(
+            "/api/v1/session",
+            "Application/JSON; charset=utf-8",
+            credentials,
+        )
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
     let body = format!(
         r#"{{"device": "{}", "token": "{}"}}"#,
         device.id,
         app.code(&device)
     );
     let reply = client
-        .request(Method::POST, "/api/v1/otp/verify")
-        .raw("text/plain", body.clone())
-        .send()
+        .post_raw("/api/v1/otp/verify", "text/plain", body.clone())
         .await;
     reply.assert_error(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -841,9 +791,11 @@ async fn non_json_content_types_are_415(db: TestDb) {
         "verify as text",
     );
     let reply = client
-        .request(Method::POST, "/api/v1/otp/challenge")
-        .raw("text/plain", format!(r#"{{"device": "{}"}}"#, device.id))
-        .send()
+        .post_raw(
+            "/api/v1/otp/challenge",
+            "text/plain",
+            format!(r#"{{"device": "{}"}}"#, device.id),
+        )
         .await;
     reply.assert_error(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -852,11 +804,9 @@ async fn non_json_content_types_are_415(db: TestDb) {
     );
     // The token was not looked at.
     let reply = client
-        .request(Method::POST, "/api/v1/otp/verify")
-        .raw("application/json", body)
-        .send()
+        .post_raw("/api/v1/otp/verify", "application/json", body)
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
 }
 
 async fn cross_site_requests_are_refused_and_same_site_ones_pass(db: TestDb) {
@@ -898,31 +848,22 @@ async fn cross_site_requests_are_refused_and_same_site_ones_pass(db: TestDb) {
         .json(&credentials)
         .send()
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
 
     let token = json!({ "device": device.id.to_string(), "token": app.code(&device) });
-    let reply = client
-        .request(Method::POST, "/api/v1/otp/verify")
-        .header(header::ORIGIN, "http://evil.example")
-        .json(&token)
-        .send()
-        .await;
+    let reply = post_json_from(&client, "http://evil.example", "/api/v1/otp/verify", &token).await;
     reply.assert_error(StatusCode::FORBIDDEN, "csrf_failed", "cross-site verify");
-    let reply = client
-        .request(Method::POST, "/api/v1/otp/challenge")
-        .header(header::ORIGIN, "http://evil.example")
-        .json(&json!({ "device": device.id.to_string() }))
-        .send()
-        .await;
+    let reply = post_json_from(
+        &client,
+        "http://evil.example",
+        "/api/v1/otp/challenge",
+        &json!({ "device": device.id.to_string() }),
+    )
+    .await;
     reply.assert_error(StatusCode::FORBIDDEN, "csrf_failed", "cross-site challenge");
     assert_eq!(app.reload(&device).await.throttle.failure_count, 0);
-    let reply = client
-        .request(Method::POST, "/api/v1/otp/verify")
-        .header(header::ORIGIN, &origin)
-        .json(&token)
-        .send()
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = post_json_from(&client, &origin, "/api/v1/otp/verify", &token).await;
+    reply.assert_status(StatusCode::OK);
 
     // A cross-site logout is refused and logs nobody out.
     let reply = client
@@ -931,7 +872,7 @@ async fn cross_site_requests_are_refused_and_same_site_ones_pass(db: TestDb) {
         .send()
         .await;
     reply.assert_error(StatusCode::FORBIDDEN, "csrf_failed", "cross-site logout");
-    assert_eq!(client.get("/api/v1/me").await.json()["verified"], true);
+    assert_eq!(me(&client).await["verified"], true);
     let reply = client
         .request(Method::DELETE, "/api/v1/session")
         .header(header::ORIGIN, &origin)
@@ -952,19 +893,21 @@ async fn configured_origins_may_post(db: TestDb) {
     app.totp_device("u-alice", "phone").await;
     let client = app.client().await;
     let credentials = json!({ "username": "alice", "password": "alice-password" });
-    let reply = client
-        .request(Method::POST, "/api/v1/session")
-        .header(header::ORIGIN, "http://localhost:5173")
-        .json(&credentials)
-        .send()
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    let reply = client
-        .request(Method::POST, "/api/v1/session")
-        .header(header::ORIGIN, "http://localhost:5174")
-        .json(&credentials)
-        .send()
-        .await;
+    let reply = post_json_from(
+        &client,
+        "http://localhost:5173",
+        "/api/v1/session",
+        &credentials,
+    )
+    .await;
+    reply.assert_status(StatusCode::OK);
+    let reply = post_json_from(
+        &client,
+        "http://localhost:5174",
+        "/api/v1/session",
+        &credentials,
+    )
+    .await;
     reply.assert_error(StatusCode::FORBIDDEN, "csrf_failed", "another port");
 }
 
@@ -983,15 +926,9 @@ async fn the_account_failure_budget_stops_verification(db: TestDb) {
         .await
         .unwrap();
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
     for attempt in 1..=3 {
-        post_token(&client, &device.id, &app.wrong_code(&device))
-            .await
-            .assert_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                &format!("wrong code {attempt}"),
-            );
+        assert_wrong_code_refused(&app, &client, &device, &format!("wrong code {attempt}")).await;
     }
     assert_eq!(app.otp.account_failures("u-alice").await.unwrap(), 3);
     let locked = post_token(&client, &device.id, &app.code(&device)).await;
@@ -1008,14 +945,10 @@ async fn the_account_failure_budget_stops_verification(db: TestDb) {
         "{}",
         locked.text()
     );
-    client.get("/api/v1/me").await.assert_error(
-        StatusCode::UNAUTHORIZED,
-        "login_required",
-        "/me while locked",
-    );
+    assert_not_logged_in(&client, "/me while locked").await;
     // A recovery code still works, and unlocks the account.
     let reply = post_token(&client, &backup.id, &codes[0].to_string()).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
     assert_eq!(app.otp.account_failures("u-alice").await.unwrap(), 0);
 }
 
@@ -1031,10 +964,7 @@ async fn steps_without_a_login_are_login_required(db: TestDb) {
         "login_required",
         "challenge",
     );
-    client
-        .get("/api/v1/me")
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED, "login_required", "/me");
+    assert_not_logged_in(&client, "/me").await;
     // Logging out without a session is fine.
     assert_eq!(
         client.delete("/api/v1/session").await.status,
@@ -1047,22 +977,10 @@ async fn throttling_doubles_and_retry_after_rounds_up(db: TestDb) {
     let app = TestApp::new(db).await;
     let device = app.totp_device("u-alice", "phone").await;
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
-    post_token(&client, &device.id, &app.wrong_code(&device))
-        .await
-        .assert_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "first wrong token",
-        );
+    post_right_password(&client, "alice").await;
+    assert_wrong_code_refused(&app, &client, &device, "first wrong token").await;
     app.advance(Duration::from_millis(1_100));
-    post_token(&client, &device.id, &app.wrong_code(&device))
-        .await
-        .assert_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "second wrong token",
-        );
+    assert_wrong_code_refused(&app, &client, &device, "second wrong token").await;
     // Two failures: two seconds; 1.5 s are left after half a second, announced as 2.
     app.advance(Duration::from_millis(500));
     let throttled = post_token(&client, &device.id, &app.code(&device)).await;
@@ -1088,14 +1006,14 @@ async fn throttling_doubles_and_retry_after_rounds_up(db: TestDb) {
         );
     app.advance(Duration::from_millis(600));
     let reply = post_token(&client, &device.id, &app.code(&device)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
 }
 
 async fn logging_out_drops_a_half_done_login(db: TestDb) {
     let app = TestApp::new(db).await;
     let device = app.totp_device("u-alice", "phone").await;
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
     assert!(client.session_cookie().is_some());
     let reply = client.delete("/api/v1/session").await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
@@ -1111,13 +1029,9 @@ async fn logging_out_drops_a_half_done_login(db: TestDb) {
 
 async fn a_challenge_after_the_timeout_is_login_expired(db: TestDb) {
     let app = TestApp::builder(db).smtp().build().await;
-    let email = app
-        .otp
-        .create_email_device("u-alice", "mail", "alice@example.com", true)
-        .await
-        .unwrap();
+    let email = app.email_device("u-alice", "alice@example.com").await;
     let client = app.client().await;
-    post_password(&client, "alice", password_of("alice")).await;
+    post_right_password(&client, "alice").await;
     app.advance(Duration::from_secs(601));
     post_challenge(&client, &email.id).await.assert_error(
         StatusCode::UNAUTHORIZED,
@@ -1137,8 +1051,8 @@ async fn unconfirmed_devices_are_not_offered_and_cannot_verify(db: TestDb) {
     let confirmed = app.totp_device("u-alice", "phone").await;
     let unconfirmed = app.unconfirmed_totp_device("u-alice").await;
     let client = app.client().await;
-    let reply = post_password(&client, "alice", password_of("alice")).await;
-    let ids: Vec<Value> = devices(&reply).iter().map(|d| d["id"].clone()).collect();
+    let reply = post_right_password(&client, "alice").await;
+    let ids = device_ids(&reply);
     assert_eq!(ids, [json!(confirmed.id.to_string())]);
     // Same secret, so the code is right for it: still refused, and enrolment is not finished
     // behind the user's back.
@@ -1152,10 +1066,7 @@ async fn unconfirmed_devices_are_not_offered_and_cannot_verify(db: TestDb) {
     let stored = app.reload(&unconfirmed).await;
     assert!(!stored.confirmed);
     assert_eq!(stored.throttle.failure_count, 0);
-    client
-        .get("/api/v1/me")
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED, "login_required", "/me");
+    assert_not_logged_in(&client, "/me").await;
 }
 
 async fn verifying_a_session_the_app_logged_in_cycles_its_id(db: TestDb) {
@@ -1167,25 +1078,23 @@ async fn verifying_a_session_the_app_logged_in_cycles_its_id(db: TestDb) {
         .request(Method::POST, "/test/login?user=u-alice")
         .send()
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
     let logged_in = client.session_cookie().unwrap();
     assert_eq!(
-        client.get("/api/v1/me").await.json(),
+        me(&client).await,
         json!({ "user": "u-alice", "verified": false, "device": null })
     );
-    post_token(&client, &device.id, &app.wrong_code(&device))
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED, "invalid_token", "wrong token");
+    assert_wrong_code_refused(&app, &client, &device, "wrong token").await;
     app.advance(Duration::from_secs(2));
     let reply = post_token(&client, &device.id, &app.code(&device)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
     assert_ne!(
         client.session_cookie().unwrap(),
         logged_in,
         "the id is cycled"
     );
     assert_eq!(
-        client.get("/api/v1/me").await.json(),
+        me(&client).await,
         json!({ "user": "u-alice", "verified": true, "device": device.id.to_string() })
     );
 }

@@ -54,6 +54,12 @@ impl Reply {
             .to_owned()
     }
 
+    /// Asserts the status, showing the body if it is another.
+    #[track_caller]
+    pub fn assert_status(&self, status: StatusCode) {
+        assert_eq!(self.status, status, "{}", self.text());
+    }
+
     /// Asserts the status and the JSON error code (`what` names the step in the failure).
     #[track_caller]
     pub fn assert_error(&self, status: StatusCode, code: &str, what: &str) {
@@ -175,6 +181,14 @@ impl Client {
     /// `POST path` with a JSON body.
     pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
         self.request(Method::POST, path).json(body).send().await
+    }
+
+    /// `POST path` with `body` as `content_type`.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<Bytes>) -> Reply {
+        self.request(Method::POST, path)
+            .raw(content_type, body)
+            .send()
+            .await
     }
 
     /// `DELETE path`.

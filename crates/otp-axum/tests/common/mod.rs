@@ -26,7 +26,7 @@ use otp_core::{
 };
 use otp_oath::Secret;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use tower_sessions::{MemoryStore, SessionManagerLayer};
 
 pub use client::{Client, Reply, SESSION_COOKIE, oneshot, serve};
@@ -143,7 +143,7 @@ pub fn test_routes() -> Router {
         .merge(custom)
         .route("/touch", get(touch))
         .route("/verified-only", get(verified_only))
-        .route("/whoami", get(whoami))
+        .route("/whoami", get(show_whoami))
         .route("/test/login", post(test_login))
         .route("/test/unverify", post(test_unverify))
 }
@@ -151,7 +151,7 @@ pub fn test_routes() -> Router {
 /// Routes that use the extractors and the guard without `OtpLayer`.
 pub fn bare_routes() -> Router {
     Router::new()
-        .route("/bare/whoami", get(whoami))
+        .route("/bare/whoami", get(show_whoami))
         .route("/bare/verified-only", get(verified_only))
         .merge(
             Router::new()
@@ -176,7 +176,7 @@ async fn verified_only(Verified(otp): Verified) -> String {
     format!("verified {}", otp.user_key().unwrap_or("?"))
 }
 
-async fn whoami(otp: OtpSession) -> Response {
+async fn show_whoami(otp: OtpSession) -> Response {
     axum::Json(json!({
         "user": otp.user_key(),
         "authenticated": otp.is_authenticated(),
@@ -348,6 +348,14 @@ impl TestApp {
             .expect("create a TOTP device")
     }
 
+    /// A confirmed email device named `mail`, sending to `address`.
+    pub async fn email_device(&self, user_key: &str, address: &str) -> Device {
+        self.otp
+            .create_email_device(user_key, "mail", address, true)
+            .await
+            .expect("create an email device")
+    }
+
     /// The device as stored now.
     pub async fn reload(&self, device: &Device) -> Device {
         self.otp
@@ -416,6 +424,11 @@ pub async fn post_password(client: &Client, username: &str, password: &str) -> R
         .await
 }
 
+/// The JSON API's password step with the user's own password.
+pub async fn post_right_password(client: &Client, username: &str) -> Reply {
+    post_password(client, username, password_of(username)).await
+}
+
 /// The JSON API's verification step.
 pub async fn post_token(client: &Client, device: &DeviceId, token: &str) -> Reply {
     client
@@ -436,13 +449,40 @@ pub async fn post_challenge(client: &Client, device: &DeviceId) -> Reply {
         .await
 }
 
+/// `GET /api/v1/me` as JSON: `{"user", "verified", "device"}`.
+pub async fn me(client: &Client) -> Value {
+    client.get("/api/v1/me").await.json()
+}
+
+/// `GET /whoami` as JSON: `{"user", "authenticated", "verified", "device"}`.
+pub async fn whoami(client: &Client) -> Value {
+    client.get("/whoami").await.json()
+}
+
+/// Asserts that `GET path` (as a JSON client) is 403 `otp_required`.
+pub async fn assert_otp_required(client: &Client, path: &str, what: &str) {
+    client
+        .get(path)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "otp_required", what);
+}
+
+/// Asserts that `GET /api/v1/me` is 401 `login_required`: nobody is logged in on `client`'s
+/// session (a half-done login included).
+pub async fn assert_not_logged_in(client: &Client, what: &str) {
+    client
+        .get("/api/v1/me")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "login_required", what);
+}
+
 /// Logs `username` in through the JSON API with `device`'s current TOTP code and checks that
 /// the session ends verified.
 pub async fn log_in_verified(app: &TestApp, client: &Client, username: &str, device: &Device) {
-    let reply = post_password(client, username, password_of(username)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = post_right_password(client, username).await;
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.json()["otp_required"], true);
     let reply = post_token(client, &device.id, &app.code(device)).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.assert_status(StatusCode::OK);
     assert_eq!(reply.json(), json!({ "verified": true }));
 }
