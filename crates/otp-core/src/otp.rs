@@ -1067,7 +1067,7 @@ impl Otp {
         self.inner.store.account_failures(user_key).await
     }
 
-    /// Restores the account's failure budget (for operators).
+    /// Restores the account's failure budget and its challenges of the hour (for operators).
     ///
     /// # Errors
     ///

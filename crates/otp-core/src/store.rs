@@ -1229,15 +1229,17 @@ impl Store {
         Ok(())
     }
 
-    /// Clears the account's failures.
+    /// Clears the account's failures and its challenges of the hour (an operator's reset).
     pub(crate) async fn reset_account(&self, user_key: &str) -> Result<(), Error> {
-        let mut conn = self.conn().await?;
-        self.reset_account_on(&mut conn, user_key).await?;
-        conn.finish();
+        const SQL: &str = "UPDATE otp_accounts SET consecutive_failures = 0, challenges_in_window = 0 \
+             WHERE user_key = $1";
+        on_pool!(self, |pool| {
+            sqlx::query(SQL).bind(user_key).execute(pool).await?;
+        });
         Ok(())
     }
 
-    /// [`Store::reset_account`] on `conn`.
+    /// Clears the account's failures, on `conn` (a verification's success).
     pub(crate) async fn reset_account_on(
         &self,
         conn: &mut Conn,

@@ -355,6 +355,29 @@ async fn an_account_sends_at_most_its_challenges_of_the_hour(db: TestDb) {
     assert_eq!(smtp.received().len(), 5);
 }
 
+/// An operator's reset of the account restores its challenges of the hour.
+async fn an_operator_reset_restores_the_challenges_of_the_hour(db: TestDb) {
+    let mut settings = no_throttle();
+    settings.challenges_per_hour = 1;
+    settings.email.cooldown = Duration::ZERO;
+    let (env, smtp) = env_with_smtp(db, settings).await;
+    let device = email_device(&env).await;
+    assert!(matches!(
+        challenge(&env, &device).await,
+        ChallengeOutcome::Sent { .. }
+    ));
+    assert!(matches!(
+        challenge(&env, &device).await,
+        ChallengeOutcome::Cooldown { .. }
+    ));
+    env.otp.reset_account("alice").await.unwrap();
+    assert!(matches!(
+        challenge(&env, &device).await,
+        ChallengeOutcome::Sent { .. }
+    ));
+    assert_eq!(smtp.received().len(), 2);
+}
+
 /// Concurrent challenges on many devices: exactly the allowance is sent.
 async fn concurrent_challenges_do_not_overrun_the_allowance(db: TestDb) {
     let mut settings = no_throttle();
@@ -387,6 +410,7 @@ async fn concurrent_challenges_do_not_overrun_the_allowance(db: TestDb) {
 store_tests!(
     an_account_sends_at_most_its_challenges_of_the_hour,
     concurrent_challenges_do_not_overrun_the_allowance,
+    an_operator_reset_restores_the_challenges_of_the_hour,
     a_code_is_sent_verified_once_and_stored_only_hashed,
     codes_expire_strictly_after_their_validity,
     wrong_tries_void_the_code,

@@ -22,7 +22,8 @@ pub enum UserCommand {
     /// Prints "added user USERNAME (key ID)"; without --password-stdin, also a new random
     /// password, shown this once.
     Add(UserAddArgs),
-    /// Restore a user's failure budget after the account was locked by failed verifications
+    /// Restore a user's failure budget (after the account was locked by failed verifications)
+    /// and their challenges of the hour
     Reset(UserResetArgs),
 }
 

@@ -24,7 +24,7 @@
 //! | `GET /admin` | users, `q` searches usernames and email addresses, `page` pages (25 a page): devices, staff flag, account failures |
 //! | `GET /admin/users/{id}` | a user: devices (kind, name, confirmed, created, last used, throttling), account failures, actions |
 //! | `POST /admin/users/{id}/staff` | `is_staff=true\|false`: grants or withdraws the staff flag (not one's own) |
-//! | `POST /admin/users/{id}/reset-account` | restores the account's failure budget |
+//! | `POST /admin/users/{id}/reset-account` | restores the account's failure budget and its challenges of the hour |
 //! | `POST /admin/users/{id}/backup-code` | adds one backup code to the user's first backup-code device (creating one), shown once (django-otp's `addstatictoken`) |
 //! | `GET, POST /admin/users/{id}/devices/new/{kind}` | creates a `totp`, `hotp`, `email` or `static` device; the response shows its secret once |
 //! | `GET, POST /admin/devices/{kind}/{number}` | a device; the form changes its name and confirmation |
