@@ -125,6 +125,8 @@ export async function logOut(page) {
 
 /** Selects the device whose label matches `pattern` on a second-factor form. */
 export async function chooseDevice(page, pattern) {
+  // `all()` does not wait: the page with the choice must have loaded first.
+  await page.locator('#otp-device').waitFor();
   for (const option of await page.locator('#otp-device option').all()) {
     if (pattern.test(await option.textContent())) {
       await page.selectOption('#otp-device', await option.getAttribute('value'));
