@@ -49,6 +49,38 @@ pub(crate) fn add_device(db: &TestDb, kind: &str, user: &str, extra: &[&str]) ->
     serde_json::from_str(&added.stdout).unwrap_or_else(|err| panic!("{err}: {added:?}"))
 }
 
+/// Like [`add_device`] for an HOTP device whose codes of counters `0..counters` each differ
+/// from the codes of the `window` counters after them. A test that presents spent codes again
+/// (and picks wrong codes away from the next ones) needs this: otherwise a spent code whose six
+/// digits equal those of a counter in the server's window is rightly accepted, one time in
+/// 10^6 per counter, which a long test meets. A random secret has such a coincidence with
+/// probability about `counters * window / 10^6`; then the device is removed and another one
+/// added.
+#[track_caller]
+pub(crate) fn add_hotp_device_without_coincidences(
+    db: &TestDb,
+    user: &str,
+    counters: u64,
+    window: u64,
+) -> Value {
+    loop {
+        let device = add_device(db, "hotp", user, &[]);
+        let generator = hotp(&device);
+        let codes: Vec<String> = (0..counters + window)
+            .map(|counter| generator.code(counter).to_string())
+            .collect();
+        let coincidence = codes
+            .windows(window as usize + 1)
+            .any(|run| run[1..].contains(&run[0]));
+        if !coincidence {
+            return device;
+        }
+        let id = device["id"].as_str().expect("an id");
+        let removed = db.otp(["device", "remove", id]);
+        assert_eq!(removed.code, Some(0), "{removed:?}");
+    }
+}
+
 /// `otp device list --user USER --json`.
 #[track_caller]
 pub(crate) fn list_devices(db: &TestDb, user: &str) -> Vec<Value> {
