@@ -510,6 +510,12 @@ struct Phase {
 }
 
 impl Phase {
+    /// Whether an operation starting at `now` is past the phase. A task measures at least one
+    /// operation, even when a stall (a checkpoint, the scheduler) took the whole phase.
+    fn is_over(&self, now: Instant, measured: &[u64]) -> bool {
+        now >= self.until && !measured.is_empty()
+    }
+
     fn starting_now(seconds: f64) -> Self {
         let measure_from = Instant::now() + warm_up(seconds);
         Self {
@@ -543,7 +549,7 @@ async fn wrong_codes(
     let mut latencies = Vec::with_capacity(1 << 16);
     loop {
         let started = Instant::now();
-        if started >= phase.until {
+        if phase.is_over(started, &latencies) {
             return Ok(latencies);
         }
         let outcome = otp.verify_token(&user, &device, &code).await?;
@@ -568,7 +574,7 @@ async fn right_codes(client: Arc<Client>, phase: Phase) -> Result<Vec<u64>, Fail
             .map_err(Failure::Input)?
             .to_string();
         let started = Instant::now();
-        if started >= phase.until {
+        if phase.is_over(started, &latencies) {
             return Ok(latencies);
         }
         let outcome = client
