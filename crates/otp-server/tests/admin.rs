@@ -174,6 +174,16 @@ fn totp_code(secret: &Secret) -> String {
         .to_string()
 }
 
+/// A six-digit code that is none of `secret`'s codes around now: certainly a failure.
+fn wrong_code(secret: &Secret) -> String {
+    let near =
+        common::flows::totp_codes_near_now(&Totp::new(secret, TotpParams::default()).unwrap());
+    (0..)
+        .map(|n| format!("{n:06}"))
+        .find(|code| !near.contains(code))
+        .expect("a code")
+}
+
 #[derive(Debug)]
 struct Reply {
     status: StatusCode,
@@ -685,7 +695,7 @@ async fn devices_are_edited_reset_and_deleted(db: Db) {
     let world = world(&db, false).await;
     let (mut browser, _) = world.admin().await;
     let alice = world.user("alice", None, false).await;
-    let (device, _) = world.totp(&alice, 3).await;
+    let (device, secret) = world.totp(&alice, 3).await;
     let path = device_path(&device);
     let otp = world.state.otp();
 
@@ -710,7 +720,7 @@ async fn devices_are_edited_reset_and_deleted(db: Db) {
 
     // Throttling after a failure, and its reset (back to the user's page or the device's).
     let outcome = otp
-        .verify_token(&alice.key(), &device, "000000")
+        .verify_token(&alice.key(), &device, &wrong_code(&secret))
         .await
         .unwrap();
     assert!(
@@ -753,9 +763,9 @@ async fn the_account_budget_is_restored(db: Db) {
     let world = world(&db, false).await;
     let (mut browser, _) = world.admin().await;
     let alice = world.user("alice", None, false).await;
-    let (device, _) = world.totp(&alice, 4).await;
+    let (device, secret) = world.totp(&alice, 4).await;
     let otp = world.state.otp();
-    otp.verify_token(&alice.key(), &device, "000000")
+    otp.verify_token(&alice.key(), &device, &wrong_code(&secret))
         .await
         .unwrap();
     assert_eq!(otp.account_failures(&alice.key()).await.unwrap(), 1);
@@ -983,9 +993,9 @@ async fn state_changes_need_the_csrf_token(db: Db) {
     let world = world(&db, false).await;
     let (mut browser, _) = world.admin().await;
     let alice = world.user("alice", None, false).await;
-    let (device, _) = world.totp(&alice, 6).await;
+    let (device, secret) = world.totp(&alice, 6).await;
     let otp = world.state.otp();
-    otp.verify_token(&alice.key(), &device, "000000")
+    otp.verify_token(&alice.key(), &device, &wrong_code(&secret))
         .await
         .unwrap();
     let user_page = format!("/admin/users/{}", alice.id);

@@ -664,16 +664,18 @@ fn challenge_refusals_and_delivery_failures(db: &mut TestDb) {
         fails(db, &["challenge", "--user", "alice", "--device", &totp], 1),
         "otp: not allowed: the device does not send challenges\n"
     );
-    // A mail server that is not there: a system error, and no cooldown starts.
-    let closed_port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // A mail server that is not there: a system error, and no cooldown starts. The port is
+    // held by a socket that does not listen (connections are refused), so that no other test
+    // can start a server on it meanwhile.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
     db.set_env("OTP_SMTP_URL", &format!("smtp://127.0.0.1:{closed_port}"));
     let id = add_email(db, "alice", "alice@example.com");
     let challenge = ["challenge", "--user", "alice", "--device", id.as_str()];
     let err = fails(db, &challenge, 2);
     assert!(err.starts_with("otp: delivery failed: "), "{err}");
+    drop(closed);
     let sink = BlockingSmtpServer::start();
     db.set_env("OTP_SMTP_URL", &sink.url());
     ok(db, &challenge);
