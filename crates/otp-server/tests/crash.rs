@@ -3,8 +3,10 @@
 //! (SQLite and PostgreSQL). Afterwards:
 //!
 //! - no code accepted once is accepted again: after each restart every accepted code is
-//!   presented again and refused, and no code ever gets two acceptances, even from the two
-//!   clients that race for the same codes;
+//!   presented again and refused (except a spent HOTP code whose six digits happen to equal
+//!   those of a code in the server's window, which is rightly accepted: it is left out and
+//!   counted), and no code ever gets two acceptances, even from the two clients that race for
+//!   the same codes;
 //! - no throttle or failure-budget state is lost: a user who only ever sent wrong codes has at
 //!   least as many failures on the device and on the account as were acknowledged with
 //!   `invalid_token` before the kills (and no more than were sent), a lock acknowledged before
