@@ -253,10 +253,27 @@ fn assert_rate_limited_json(response: &Response, what: &str, max: u64) -> u64 {
 
 #[test]
 fn logins_and_verifications_are_rate_limited_per_client_address() {
-    let db = TestDb::sqlite();
-    add_user(&db, "dave", &[]);
-    let device = add_device(&db, "totp", "dave", &[]);
-    let server = Server::start(&db, LIMITED);
+    rate_limited_per_client_address(&TestDb::sqlite(), LIMITED);
+}
+
+/// The same with the budgets in the database (the default on PostgreSQL).
+#[test]
+fn budgets_in_the_database_limit_the_same() {
+    let shared: Vec<(&str, &str)> = LIMITED
+        .iter()
+        .copied()
+        .chain([("OTP_RATE_LIMIT_SHARED", "true")])
+        .collect();
+    rate_limited_per_client_address(&TestDb::sqlite(), &shared);
+    if let Some(db) = TestDb::postgres() {
+        rate_limited_per_client_address(&db, LIMITED);
+    }
+}
+
+fn rate_limited_per_client_address(db: &TestDb, env: &[(&str, &str)]) {
+    add_user(db, "dave", &[]);
+    let device = add_device(db, "totp", "dave", &[]);
+    let server = Server::start(db, env);
     let mut client = server.client();
     let started = Instant::now();
     for attempt in 1..=10 {
@@ -319,7 +336,7 @@ fn logins_and_verifications_are_rate_limited_per_client_address() {
     }
     let answer = verify(&mut neighbour, id(&device), &wrong_code(&mut rng, &avoid));
     assert_rate_limited_json(&answer, "the 11th verification", 6);
-    let listed = listed_device(&db, "dave", id(&device));
+    let listed = listed_device(db, "dave", id(&device));
     assert_eq!(
         listed["throttle_failures"], 10,
         "a refused request never reaches the device: {listed}"

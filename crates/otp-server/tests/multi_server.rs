@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Barrier;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use common::http::{Client, Response};
 use common::probe::Probe;
 use common::server::Server;
 use common::{SplitMix64, TestDb};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The failure budget of the servers: small, to reach it quickly.
 const BUDGET: usize = 5;
@@ -273,4 +274,50 @@ fn three_servers_on_one_postgres_database() {
             (429, "n_failed_attempts".to_owned()),
         ]
     );
+}
+
+/// Three servers on one PostgreSQL database keep the per-client rate limit's budgets in it (the
+/// default there): a client gets one budget, not one per server. With
+/// `OTP_RATE_LIMIT_SHARED=false` each server counts on its own.
+#[test]
+fn the_rate_limit_holds_across_servers() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    add_user(&db, "alice", &[]);
+    let wrong_login = |client: &mut Client| {
+        outcome(&client.json(
+            "POST",
+            "/api/v1/session",
+            &json!({ "username": "alice", "password": "not the password" }),
+        ))
+    };
+    let refused = (401, "invalid_credentials".to_owned());
+    let limited = (429, "rate_limited".to_owned());
+    // Two a minute: a token comes back only after 30 s, far longer than the test takes.
+    for (shared, allowed) in [("true", 2), ("false", 6)] {
+        let env = [
+            ("OTP_RATE_LIMIT_PER_MINUTE", "2"),
+            ("OTP_RATE_LIMIT_SHARED", shared),
+            ("OTP_LOG", "warn"),
+        ];
+        let servers: Vec<Server> = (0..3).map(|_| Server::start(&db, &env)).collect();
+        // A client address of its own for each run (127.0.0.0/8 is all loopback).
+        let address: IpAddr = if shared == "true" {
+            [127, 0, 0, 3].into()
+        } else {
+            [127, 0, 0, 4].into()
+        };
+        let mut clients: Vec<Client> = servers
+            .iter()
+            .map(|server| server.client().with_local_ip(address))
+            .collect();
+        // The same client's wrong passwords on the three servers in turn.
+        let answers: Vec<(u16, String)> = (0..9)
+            .map(|attempt| wrong_login(&mut clients[attempt % 3]))
+            .collect();
+        let mut expected = vec![refused.clone(); allowed];
+        expected.resize(9, limited.clone());
+        assert_eq!(answers, expected, "OTP_RATE_LIMIT_SHARED={shared}");
+    }
 }

@@ -15,6 +15,7 @@
 //! | `OTP_REQUEST_TIMEOUT` | `[server] request_timeout` | seconds a request may take, 1 to 3600 | 30 |
 //! | `OTP_ALLOWED_ORIGINS` | `[server] allowed_origins` | other origins (`scheme://host[:port]`) allowed to post JSON: comma-separated, or a TOML array | none |
 //! | `OTP_RATE_LIMIT_PER_MINUTE` | `[server] rate_limit_per_minute` | posts to the login endpoints, and to the verification endpoints, that one client (IP address) may make at once and then per minute, 0 (no limit) to 100000; more get 429 | 60 |
+//! | `OTP_RATE_LIMIT_SHARED` | `[server] rate_limit_shared` | boolean: the rate limit's budgets are kept in the database, so that every server on it counts each client's requests together, instead of in each server's memory (one statement per limited request) | `true` on PostgreSQL, `false` on SQLite |
 //! | `OTP_TRUST_FORWARDED_FOR` | `[server] trust_forwarded_for` | boolean: the client of the rate limit is the last `X-Forwarded-For` address (turn on only behind one reverse proxy that sets it) | `false` |
 //!
 //! The framework's own settings (`OTP_TOTP_ISSUER`, `[totp] issuer`, `OTP_FAILURE_BUDGET`,
@@ -117,6 +118,10 @@ pub struct ServerConfig {
     /// Posts to the login endpoints, and to the verification endpoints, that one client may
     /// make at once and then per minute; 0 for no limit.
     pub rate_limit_per_minute: u32,
+    /// Whether the rate limit's budgets are kept in the database, shared by every server on
+    /// it, rather than in this server's memory; `None` for the default: shared on PostgreSQL
+    /// (many servers on one database), not on SQLite. See [`ServerConfig::rate_limit_is_shared`].
+    pub rate_limit_shared: Option<bool>,
     /// Whether the rate limit's client is the last `X-Forwarded-For` address rather than the
     /// peer (behind one trusted reverse proxy).
     pub trust_forwarded_for: bool,
@@ -149,6 +154,7 @@ impl fmt::Debug for ServerConfig {
             .field("request_timeout", &self.request_timeout)
             .field("allowed_origins", &self.allowed_origins)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_limit_shared", &self.rate_limit_shared)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("session_cleanup_interval", &self.session_cleanup_interval)
             .field("settings", &self.settings)
@@ -172,6 +178,7 @@ impl Default for ServerConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             allowed_origins: Vec::new(),
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            rate_limit_shared: None,
             trust_forwarded_for: false,
             session_cleanup_interval: Duration::from_secs(60),
             settings: Settings::default(),
@@ -249,6 +256,10 @@ const RATE_LIMIT: Key = Key {
     env: "OTP_RATE_LIMIT_PER_MINUTE",
     toml: "rate_limit_per_minute",
 };
+const RATE_LIMIT_SHARED: Key = Key {
+    env: "OTP_RATE_LIMIT_SHARED",
+    toml: "rate_limit_shared",
+};
 const TRUST_FORWARDED_FOR: Key = Key {
     env: "OTP_TRUST_FORWARDED_FOR",
     toml: "trust_forwarded_for",
@@ -267,6 +278,7 @@ const KEYS: &[&Key] = &[
     &REQUEST_TIMEOUT,
     &ALLOWED_ORIGINS,
     &RATE_LIMIT,
+    &RATE_LIMIT_SHARED,
     &TRUST_FORWARDED_FOR,
 ];
 
@@ -364,6 +376,7 @@ struct Layer {
     request_timeout: Option<Duration>,
     allowed_origins: Option<Vec<String>>,
     rate_limit_per_minute: Option<u32>,
+    rate_limit_shared: Option<bool>,
     trust_forwarded_for: Option<bool>,
 }
 
@@ -465,6 +478,7 @@ impl Layer {
                 let count = raw.integer(name, 0..=100_000, "a number of requests")?;
                 self.rate_limit_per_minute = Some(u32::try_from(count).unwrap_or(u32::MAX));
             }
+            "rate_limit_shared" => self.rate_limit_shared = Some(raw.boolean(name)?),
             "trust_forwarded_for" => self.trust_forwarded_for = Some(raw.boolean(name)?),
             other => unreachable!("no setting {other}"),
         }
@@ -486,6 +500,7 @@ impl Layer {
             request_timeout: self.request_timeout.or(lower.request_timeout),
             allowed_origins: self.allowed_origins.or(lower.allowed_origins),
             rate_limit_per_minute: self.rate_limit_per_minute.or(lower.rate_limit_per_minute),
+            rate_limit_shared: self.rate_limit_shared.or(lower.rate_limit_shared),
             trust_forwarded_for: self.trust_forwarded_for.or(lower.trust_forwarded_for),
         }
     }
@@ -653,11 +668,24 @@ impl ServerConfig {
             rate_limit_per_minute: layer
                 .rate_limit_per_minute
                 .unwrap_or(defaults.rate_limit_per_minute),
+            rate_limit_shared: layer.rate_limit_shared,
             trust_forwarded_for: layer
                 .trust_forwarded_for
                 .unwrap_or(defaults.trust_forwarded_for),
             session_cleanup_interval: defaults.session_cleanup_interval,
             settings,
+        })
+    }
+
+    /// Whether the rate limit's budgets are kept in the database: the setting if given, else
+    /// whether the database is PostgreSQL (where many servers share one database; on SQLite
+    /// one server usually has the file to itself, and its memory is faster).
+    pub fn rate_limit_is_shared(&self) -> bool {
+        self.rate_limit_shared.unwrap_or_else(|| {
+            matches!(
+                self.database_url.parse::<DatabaseUrl>(),
+                Ok(DatabaseUrl::Postgres(_))
+            )
         })
     }
 
@@ -701,6 +729,15 @@ mod tests {
         assert_eq!(config.rate_limit_per_minute, 60);
         assert!(!config.trust_forwarded_for);
         assert!(config.secret_key.is_none() && config.smtp_url.is_none());
+        // The rate limit's budgets: shared through PostgreSQL, in memory with SQLite.
+        assert_eq!(config.rate_limit_shared, None);
+        assert!(!config.rate_limit_is_shared());
+        let postgres = ServerConfig::from_sources(
+            None,
+            env(&[("OTP_DATABASE_URL", "postgres://postgres@127.0.0.1/otp")]),
+        )
+        .unwrap();
+        assert!(postgres.rate_limit_is_shared());
     }
 
     #[test]
@@ -717,6 +754,7 @@ mod tests {
             key_file = "keys.txt"
             smtp_url = "smtp://127.0.0.1:2525"
             rate_limit_per_minute = 5
+            rate_limit_shared = true
             trust_forwarded_for = true
 
             [email]
@@ -732,6 +770,7 @@ mod tests {
                 ("OTP_SECRET_KEY", "1:00"),
                 ("OTP_EMAIL_TOKEN_VALIDITY", "120"),
                 ("OTP_RATE_LIMIT_PER_MINUTE", "0"),
+                ("OTP_RATE_LIMIT_SHARED", "no"),
             ]),
         )
         .unwrap();
@@ -745,6 +784,8 @@ mod tests {
         assert_eq!(config.allowed_origins, ["https://app.example"]);
         assert_eq!(config.rate_limit_per_minute, 0, "0 turns the limit off");
         assert!(config.trust_forwarded_for);
+        assert_eq!(config.rate_limit_shared, Some(false));
+        assert!(!config.rate_limit_is_shared());
         assert_eq!(config.key_file, Some(PathBuf::from("keys.txt")));
         assert_eq!(
             config.secret_key.as_deref().map(String::as_str),
@@ -771,7 +812,7 @@ mod tests {
                 "invalid setting server.sinup: unknown setting; the [server] table takes addr, \
                  database_url, signup, secure_cookies, admin_hide_sensitive_data, site_name, \
                  key_file, smtp_url, body_limit, request_timeout, allowed_origins, \
-                 rate_limit_per_minute, trust_forwarded_for",
+                 rate_limit_per_minute, rate_limit_shared, trust_forwarded_for",
             ),
             (
                 Some("[server]\nsignup = \"no\""),

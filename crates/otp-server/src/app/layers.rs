@@ -15,6 +15,8 @@ use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use super::shared_limits::{SharedBuckets, now_micros};
+
 /// The Content-Security-Policy of every response: scripts and styles only from files of this
 /// site (no inline ones), images also as `data:` URIs (QR codes), no framing, forms only to
 /// this site, no `<base>`.
@@ -141,6 +143,16 @@ pub(crate) enum Class {
     Verify,
 }
 
+impl Class {
+    /// The class's name in the shared buckets' table.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Verify => "verify",
+        }
+    }
+}
+
 /// Which requests are limited, and how: the `POST` paths of each [`Class`].
 #[derive(Debug, Clone)]
 pub(crate) struct LimitedPaths {
@@ -210,10 +222,11 @@ struct Bucket {
 /// that have refilled are forgotten first, then arbitrary ones.
 const MAX_BUCKETS: usize = 100_000;
 
-/// A keyed token bucket, in memory, per process: each client may spend `per_minute` requests
-/// at once, which come back at `per_minute` a minute. Memory is bounded: a bucket that has
-/// refilled is the same as none and is dropped when the table grows, and the table never holds
-/// more than [`MAX_BUCKETS`] clients.
+/// A keyed token bucket: each client may spend `per_minute` requests at once, which come back
+/// at `per_minute` a minute. The buckets are in this process's memory, or, with
+/// [`RateLimiter::shared`], in the database, where every server on it counts together. Memory
+/// is bounded: a bucket that has refilled is the same as none and is dropped when the table
+/// grows, and the table never holds more than [`MAX_BUCKETS`] clients.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
     /// Requests per minute (and the burst); 0 disables the limiter.
@@ -224,6 +237,8 @@ pub(crate) struct RateLimiter {
     paths: LimitedPaths,
     buckets: Mutex<Buckets>,
     max_buckets: usize,
+    /// The buckets in the database, used instead of `buckets` when set.
+    shared: Option<SharedBuckets>,
     warned_without_peer: AtomicBool,
 }
 
@@ -247,8 +262,15 @@ impl RateLimiter {
             paths,
             buckets: Mutex::new(Buckets::default()),
             max_buckets: MAX_BUCKETS,
+            shared: None,
             warned_without_peer: AtomicBool::new(false),
         }
+    }
+
+    /// Keeps the buckets in the database, shared by every server on it.
+    pub(crate) fn shared(mut self, buckets: SharedBuckets) -> Self {
+        self.shared = Some(buckets);
+        self
     }
 
     #[cfg(test)]
@@ -310,6 +332,28 @@ impl RateLimiter {
         }
     }
 
+    /// Takes one request of `key`'s budget in the database. If the database fails, the request
+    /// goes on (and is logged): everything it could do needs the same database, and a
+    /// refusal would turn an outage into 429s.
+    async fn take_shared(&self, buckets: &SharedBuckets, key: BucketKey) -> Result<(), RetryAfter> {
+        let (client, class) = key;
+        let client = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        match buckets
+            .take(&client, class.name(), self.per_minute, now_micros())
+            .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(wait_micros)) => {
+                let wait_micros = u64::try_from(wait_micros).unwrap_or(0);
+                Err(RetryAfter(wait_micros.div_ceil(1_000_000).max(1)))
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "the shared rate limit failed; the request goes on");
+                Ok(())
+            }
+        }
+    }
+
     /// The client of a request: the last `X-Forwarded-For` address if trusted, else the peer.
     fn client(&self, request: &Request) -> Option<IpAddr> {
         if self.trust_forwarded_for
@@ -358,7 +402,11 @@ pub(crate) async fn rate_limit(
         return next.run(request).await;
     };
     let client = limiter.client(&request);
-    match limiter.take((client, class), Instant::now()) {
+    let verdict = match &limiter.shared {
+        Some(buckets) => limiter.take_shared(buckets, (client, class)).await,
+        None => limiter.take((client, class), Instant::now()),
+    };
+    match verdict {
         Ok(()) => next.run(request).await,
         Err(RetryAfter(seconds)) => {
             // The request log has the 429 already (at INFO); this says whose, for diagnosis.

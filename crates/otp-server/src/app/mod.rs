@@ -45,10 +45,10 @@
 //! `/account/password`) and, separately, to the verification endpoints (`POST
 //! /api/v1/otp/verify`, `/api/v1/otp/challenge`, `/account/login/otp`, `/account/verify`)
 //! `OTP_RATE_LIMIT_PER_MINUTE` (60) times at once, and that many times a minute after that;
-//! more get 429 with `Retry-After` (`{"error": "rate_limited"}` for JSON clients). The
-//! buckets are in memory, per process: with several servers each counts on its own, and the
-//! framework's throttling and account failure budget (in the database) are what hold across
-//! them. The client is the TCP peer, or with `OTP_TRUST_FORWARDED_FOR=true` (behind one reverse
+//! more get 429 with `Retry-After` (`{"error": "rate_limited"}` for JSON clients). On
+//! PostgreSQL the budgets are kept in the database (one statement per limited request), so
+//! that every server on it counts a client's requests together; on SQLite they are in the
+//! server's memory (`OTP_RATE_LIMIT_SHARED` chooses). The client is the TCP peer, or with `OTP_TRUST_FORWARDED_FOR=true` (behind one reverse
 //! proxy that appends the address it saw) the last `X-Forwarded-For` address. [`serve`] gives
 //! the router the peer address; a router served without
 //! `into_make_service_with_connect_info::<SocketAddr>()` puts all its clients in one bucket
@@ -69,6 +69,7 @@ pub mod config;
 mod connections;
 mod layers;
 pub mod pages;
+mod shared_limits;
 pub mod templates;
 pub mod users;
 
@@ -87,6 +88,8 @@ use otp_core::{DevelopmentLogMailer, KeyRing, Mailer, Otp, SmtpMailer, Store};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tower_sessions::session_store::ExpiredDeletion;
+
+use shared_limits::SharedBuckets;
 
 pub use config::ServerConfig;
 pub use layers::CONTENT_SECURITY_POLICY;
@@ -462,6 +465,7 @@ async fn assemble(
     store.migrate().await?;
     sessions.migrate().await?;
     users.migrate().await?;
+    SharedBuckets::new(store.clone()).migrate().await?;
     let otp = Otp::builder(store, keys)
         .with_settings(config.settings.clone())
         .with_mailer(mailer)
@@ -485,11 +489,15 @@ async fn assemble(
 /// The routes and layers of the app.
 fn router(state: &AppState) -> Router {
     let config = &state.config;
-    let limiter = Arc::new(layers::RateLimiter::new(
+    let mut limiter = layers::RateLimiter::new(
         config.rate_limit_per_minute,
         config.trust_forwarded_for,
         layers::LimitedPaths::for_mount(&state.web.config().mount),
-    ));
+    );
+    if config.rate_limit_is_shared() {
+        limiter = limiter.shared(SharedBuckets::new(state.users.store().clone()));
+    }
+    let limiter = Arc::new(limiter);
     Router::new()
         .merge(pages::routes())
         .merge(pages::enrollment::routes())
@@ -515,11 +523,15 @@ fn router(state: &AppState) -> Router {
         .layer(from_fn(layers::log_request))
 }
 
-/// Deletes expired sessions every `interval` until aborted.
-pub fn spawn_session_cleanup(
-    sessions: SqlSessionStore,
-    interval: std::time::Duration,
-) -> tokio::task::JoinHandle<()> {
+/// Deletes expired sessions, and the shared rate-limit buckets that have refilled, every
+/// `session_cleanup_interval` until aborted.
+fn spawn_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let sessions = state.sessions.clone();
+    let buckets = state
+        .config
+        .rate_limit_is_shared()
+        .then(|| SharedBuckets::new(state.users.store().clone()));
+    let interval = state.config.session_cleanup_interval;
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -528,12 +540,17 @@ pub fn spawn_session_cleanup(
             if let Err(err) = sessions.delete_expired().await {
                 tracing::warn!(error = %err, "deleting expired sessions failed");
             }
+            if let Some(buckets) = &buckets
+                && let Err(err) = buckets.forget_refilled(shared_limits::now_micros()).await
+            {
+                tracing::warn!(error = %err, "deleting refilled rate-limit buckets failed");
+            }
         }
     })
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight
-/// finish, stops the session clean-up and closes the database.
+/// finish, stops the clean-up of sessions and rate-limit buckets and closes the database.
 ///
 /// Each request carries its peer address (`ConnectInfo<SocketAddr>`, the client of the rate
 /// limit), and its headers must arrive within `OTP_REQUEST_TIMEOUT`, else the connection is
@@ -551,10 +568,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let cleanup = spawn_session_cleanup(
-        state.sessions.clone(),
-        state.config.session_cleanup_interval,
-    );
+    let cleanup = spawn_cleanup(&state);
     connections::serve_connections(listener, router, state.config.request_timeout, shutdown).await;
     cleanup.abort();
     let _ = cleanup.await;
