@@ -352,21 +352,18 @@ async fn only_the_owner_and_only_confirmed_devices_verify(db: TestDb) {
         Err(Error::UnknownKind(_))
     ));
     // Unconfirmed: refused for login, accepted through confirmation, which consumes the code.
-    let secret = Secret::generate();
+    // The reference's key: its code 0 is none of the codes a replay is then compared with
+    // (counters 1 to 1 + tolerance), which a random key's could be by chance.
+    let secret = Secret::from_hex(HOTP_KEY).unwrap();
+    let hotp = Hotp::new(&secret, HotpParams::default());
+    let code = hotp.code(0).to_string();
+    let tolerance = u64::from(no_throttle().hotp.tolerance);
+    assert!((1..=1 + tolerance).all(|counter| hotp.code(counter).to_string() != code));
     let pending = env
         .otp
-        .create_hotp_device(
-            "alice",
-            "new",
-            Some(secret.clone()),
-            HotpOptions::default(),
-            false,
-        )
+        .create_hotp_device("alice", "new", Some(secret), HotpOptions::default(), false)
         .await
         .unwrap();
-    let code = Hotp::new(&secret, HotpParams::default())
-        .code(0)
-        .to_string();
     assert!(matches!(
         verify(&env, &pending, &code).await,
         VerifyOutcome::NotAllowed {

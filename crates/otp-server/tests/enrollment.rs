@@ -566,6 +566,13 @@ async fn totp_through_the_pages_then_a_two_factor_login(db: &TestDb) {
         step.location()
     );
     let again = alice.second_factor("/account/login/otp", &id, &code).await;
+    let totp = Totp::new(&secret, TotpParams::default()).unwrap();
+    if otp_test_support::totp_code_repeats(&totp, &code, confirmed_at) {
+        // By chance the code is also that of a later step, which the server may rightly
+        // accept: the rest of this login proves nothing.
+        app.close().await;
+        return;
+    }
     again.status(401, "the confirmation code at login");
     tokio::time::sleep(THROTTLE).await;
     let next_code = totp_at(&secret, confirmed_at + 30);

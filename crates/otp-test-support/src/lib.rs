@@ -7,7 +7,8 @@
 //! - [`smtp::SmtpServer`]: an SMTP server on loopback that keeps what it receives (on a runtime
 //!   of its own for a plain test: [`smtp::BlockingSmtpServer`]);
 //! - [`strict`] and [`missing`]: the rule for outside tools and services, which skip with a notice
-//!   unless `OTP_TEST_STRICT=1` (as in CI) makes their absence a failure.
+//!   unless `OTP_TEST_STRICT=1` (as in CI) makes their absence a failure;
+//! - [`totp_code_repeats`]: whether a spent TOTP code may rightly be accepted again by chance.
 
 pub mod smtp;
 
@@ -25,6 +26,25 @@ pub fn missing(what: &str) {
         panic!("{what} is required under OTP_TEST_STRICT=1");
     }
     eprintln!("skipping: {what} is not available");
+}
+
+/// Whether `code`, the code of `totp` at some time since the Unix time `since`, is by chance
+/// (one in a million per step) also the code of another step from just before `since` to just
+/// after now. A server may then rightly accept it again, so a test that presents a spent code
+/// asserts its refusal only when this is false. (With tolerance 1 and a drift of 0 or -1, as a
+/// new device has, every step the server could have accepted since is in that range.)
+pub fn totp_code_repeats(totp: &otp_oath::Totp, code: &str, since: i64) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs() as i64;
+    let (Some(first), Some(last)) = (totp.time_step(since), totp.time_step(now)) else {
+        return false;
+    };
+    (first.saturating_sub(1)..=last + 1)
+        .filter(|&step| totp.code_for_step(step).to_string() == code)
+        .count()
+        > 1
 }
 
 /// A database for one test, and a temporary directory for its files. Dropping it removes the
