@@ -2,7 +2,7 @@
 //! PostgreSQL), so that several app servers behind a load balancer share them.
 
 use async_trait::async_trait;
-use otp_core::{Clock, ConnectionRef, Migration, Store, SystemClock};
+use otp_core::{Clock, Migration, Store, SystemClock, on_connection};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
@@ -29,25 +29,6 @@ const MIGRATIONS: &[Migration] = &[Migration {
 #[derive(Debug, Clone)]
 pub struct SqlSessionStore {
     store: Store,
-}
-
-/// Runs one statement on a connection of the store's reserve, whichever the database: `$c` is
-/// bound to the connection in each arm, and `$body` is a `Result<_, E>` with `E` made from
-/// an `otp_core::Error` by `$err`. The connection goes back to the reserve if the statement
-/// succeeded, else to sqlx's pool (which checks it).
-macro_rules! on_connection {
-    ($store:expr, $err:expr, |$c:ident| $body:expr) => {{
-        let mut connection = $store.connection().await.map_err($err)?;
-        let result = match connection.get() {
-            ConnectionRef::Sqlite($c) => $body,
-            ConnectionRef::Postgres($c) => $body,
-            _ => unreachable!("otp-core has two databases"),
-        };
-        if result.is_ok() {
-            connection.release();
-        }
-        result
-    }};
 }
 
 fn backend(err: impl std::fmt::Display) -> session_store::Error {

@@ -245,6 +245,49 @@ pub enum ConnectionRef<'a> {
     Postgres(&'a mut sqlx::PgConnection),
 }
 
+/// Runs one statement (or a few) on a connection of `store`'s reserve
+/// ([`Store::connection`]), whichever the database: `$c` is bound to the database's own
+/// connection type in each arm, so `$body` is compiled once per database, and must be a
+/// `Result<_, E>`, where `$err` makes an `E` of an [`Error`]. The connection goes back to the
+/// reserve if `$body` succeeded, else to sqlx's pool (which checks it). It expands to an
+/// `await` and a `?`, inside an async function returning `Result<_, E>`.
+///
+/// ```
+/// use otp_core::{Error, Store, on_connection};
+///
+/// async fn answer(store: &Store) -> Result<i64, Error> {
+///     on_connection!(store, std::convert::identity, |c| {
+///         sqlx::query_scalar("SELECT 6 * 7")
+///             .fetch_one(c)
+///             .await
+///             .map_err(Error::from)
+///     })
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let url = format!("sqlite://{}", dir.path().join("app.db").display());
+/// let store = Store::connect(&url).await?;
+/// assert_eq!(answer(&store).await?, 42);
+/// # Ok(())
+/// # }
+/// ```
+#[macro_export]
+macro_rules! on_connection {
+    ($store:expr, $err:expr, |$c:ident| $body:expr) => {{
+        let mut connection = $store.connection().await.map_err($err)?;
+        let result = match connection.get() {
+            $crate::ConnectionRef::Sqlite($c) => $body,
+            $crate::ConnectionRef::Postgres($c) => $body,
+            _ => unreachable!("otp-core has two databases"),
+        };
+        if result.is_ok() {
+            connection.release();
+        }
+        result
+    }};
+}
+
 impl StoreConnection {
     /// The connection, to run statements on.
     pub fn get(&mut self) -> ConnectionRef<'_> {

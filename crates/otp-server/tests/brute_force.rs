@@ -264,10 +264,29 @@ fn budgets_in_the_database_limit_the_same() {
         .copied()
         .chain([("OTP_RATE_LIMIT_SHARED", "true")])
         .collect();
-    rate_limited_per_client_address(&TestDb::sqlite(), &shared);
+    let sqlite = TestDb::sqlite();
+    rate_limited_per_client_address(&sqlite, &shared);
+    assert_budgets_in_the_database(&sqlite);
     if let Some(db) = TestDb::postgres() {
         rate_limited_per_client_address(&db, LIMITED);
+        assert_budgets_in_the_database(&db);
     }
+}
+
+/// The budgets were kept in the database: the two addresses' logins and one's verifications.
+#[track_caller]
+fn assert_budgets_in_the_database(db: &TestDb) {
+    let rows =
+        Probe::open(db).rows("SELECT client, class FROM app_rate_limits ORDER BY client, class");
+    let text = |row: &Vec<Option<String>>| (row[0].clone().unwrap(), row[1].clone().unwrap());
+    assert_eq!(
+        rows.iter().map(text).collect::<Vec<_>>(),
+        [
+            ("127.0.0.1".to_owned(), "login".to_owned()),
+            ("127.0.0.2".to_owned(), "login".to_owned()),
+            ("127.0.0.2".to_owned(), "verify".to_owned()),
+        ]
+    );
 }
 
 fn rate_limited_per_client_address(db: &TestDb, env: &[(&str, &str)]) {

@@ -15,7 +15,7 @@
 //! | `OTP_REQUEST_TIMEOUT` | `[server] request_timeout` | seconds a request may take, 1 to 3600 | 30 |
 //! | `OTP_ALLOWED_ORIGINS` | `[server] allowed_origins` | other origins (`scheme://host[:port]`) allowed to post JSON: comma-separated, or a TOML array | none |
 //! | `OTP_RATE_LIMIT_PER_MINUTE` | `[server] rate_limit_per_minute` | posts to the login endpoints, and to the verification endpoints, that one client (IP address) may make at once and then per minute, 0 (no limit) to 100000; more get 429 | 60 |
-//! | `OTP_RATE_LIMIT_SHARED` | `[server] rate_limit_shared` | boolean: the rate limit's budgets are kept in the database, so that every server on it counts each client's requests together, instead of in each server's memory (one statement per limited request) | `true` on PostgreSQL, `false` on SQLite |
+//! | `OTP_RATE_LIMIT_SHARED` | `[server] rate_limit_shared` | boolean: the rate limit's budgets are kept in the database, so that every server on it counts each client's requests together, instead of in each server's memory (one statement per allowed request; a refused client is then refused from memory until its wait ends) | `true` on PostgreSQL, `false` on SQLite |
 //! | `OTP_TRUST_FORWARDED_FOR` | `[server] trust_forwarded_for` | boolean: the client of the rate limit is the last `X-Forwarded-For` address (turn on only behind one reverse proxy that sets it) | `false` |
 //!
 //! The framework's own settings (`OTP_TOTP_ISSUER`, `[totp] issuer`, `OTP_FAILURE_BUDGET`,

@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use super::shared_limits::{SharedBuckets, now_micros};
+use super::shared_limits::{SharedBuckets, Taken, now_micros};
 
 /// The Content-Security-Policy of every response: scripts and styles only from files of this
 /// site (no inline ones), images also as `data:` URIs (QR codes), no framing, forms only to
@@ -237,9 +237,48 @@ pub(crate) struct RateLimiter {
     paths: LimitedPaths,
     buckets: Mutex<Buckets>,
     max_buckets: usize,
-    /// The buckets in the database, used instead of `buckets` when set.
+    /// The buckets in the database, used instead of `buckets` when set (`buckets` then only
+    /// decide while the database fails).
     shared: Option<SharedBuckets>,
+    /// With `shared`: the clients the database refused lately, and until when.
+    refusals: Refusals,
+    /// With `shared`: whether the database failed last time (and a WARN said so).
+    shared_failing: AtomicBool,
     warned_without_peer: AtomicBool,
+}
+
+/// How long the shared limit waits for the database before this server's own bucket decides.
+const SHARED_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Clients refused until a time, at most `max` of them: past it, those whose time has passed
+/// are forgotten, then all.
+#[derive(Debug, Default)]
+struct Refusals(Mutex<HashMap<BucketKey, Instant>>);
+
+impl Refusals {
+    /// How long `key` must still wait at `now`, if it was refused.
+    fn waiting(&self, key: BucketKey, now: Instant) -> Option<Duration> {
+        let mut refused = self.0.lock().unwrap_or_else(|err| err.into_inner());
+        let until = *refused.get(&key)?;
+        if until > now {
+            Some(until - now)
+        } else {
+            refused.remove(&key);
+            None
+        }
+    }
+
+    fn remember(&self, key: BucketKey, until: Instant, max: usize) {
+        let mut refused = self.0.lock().unwrap_or_else(|err| err.into_inner());
+        if refused.len() >= max {
+            let now = Instant::now();
+            refused.retain(|_, until| *until > now);
+            if refused.len() >= max {
+                refused.clear();
+            }
+        }
+        refused.insert(key, until);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -253,6 +292,17 @@ struct Buckets {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RetryAfter(pub(crate) u64);
 
+impl RetryAfter {
+    /// `wait` in whole seconds, rounded up, at least 1.
+    fn rounding_up(wait: Duration) -> Self {
+        Self(
+            u64::try_from(wait.as_micros().div_ceil(1_000_000))
+                .unwrap_or(u64::MAX)
+                .max(1),
+        )
+    }
+}
+
 impl RateLimiter {
     /// A limiter of `per_minute` requests per client and class (0: no limit).
     pub(crate) fn new(per_minute: u32, trust_forwarded_for: bool, paths: LimitedPaths) -> Self {
@@ -263,6 +313,8 @@ impl RateLimiter {
             buckets: Mutex::new(Buckets::default()),
             max_buckets: MAX_BUCKETS,
             shared: None,
+            refusals: Refusals::default(),
+            shared_failing: AtomicBool::new(false),
             warned_without_peer: AtomicBool::new(false),
         }
     }
@@ -332,25 +384,54 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one request of `key`'s budget in the database. If the database fails, the request
-    /// goes on (and is logged): everything it could do needs the same database, and a
-    /// refusal would turn an outage into 429s.
+    /// Takes one request of `key`'s budget in the database. A client the database refused is
+    /// then refused here, from memory, until its wait is over: a flood from one address costs
+    /// the database one refusal per wait, not one per request. If the database fails or does
+    /// not answer within [`SHARED_TIMEOUT`], this server's own bucket decides (a limit per
+    /// server rather than none), and a WARN says so once until the database works again.
     async fn take_shared(&self, buckets: &SharedBuckets, key: BucketKey) -> Result<(), RetryAfter> {
+        let now = Instant::now();
+        if let Some(wait) = self.refusals.waiting(key, now) {
+            return Err(RetryAfter::rounding_up(wait));
+        }
         let (client, class) = key;
         let client = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        match buckets
-            .take(&client, class.name(), self.per_minute, now_micros())
-            .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(wait_micros)) => {
-                let wait_micros = u64::try_from(wait_micros).unwrap_or(0);
-                Err(RetryAfter(wait_micros.div_ceil(1_000_000).max(1)))
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "the shared rate limit failed; the request goes on");
+        let taken = buckets.take(&client, class.name(), self.per_minute, now_micros());
+        match tokio::time::timeout(SHARED_TIMEOUT, taken).await {
+            Ok(Ok(Taken::Allowed)) => {
+                self.shared_answers();
                 Ok(())
             }
+            Ok(Ok(Taken::Refused { wait_micros })) => {
+                self.shared_answers();
+                let wait = Duration::from_micros(u64::try_from(wait_micros).unwrap_or(0));
+                self.refusals.remember(key, now + wait, self.max_buckets);
+                Err(RetryAfter::rounding_up(wait))
+            }
+            Ok(Err(err)) => {
+                self.shared_fails(&err.to_string());
+                self.take(key, now)
+            }
+            Err(_) => {
+                self.shared_fails("no answer in time");
+                self.take(key, now)
+            }
+        }
+    }
+
+    fn shared_answers(&self) {
+        if self.shared_failing.swap(false, Ordering::Relaxed) {
+            tracing::info!("the shared rate limit's database answers again");
+        }
+    }
+
+    fn shared_fails(&self, problem: &str) {
+        if !self.shared_failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                problem,
+                "the shared rate limit's database failed; this server limits clients on its \
+                 own until it answers again"
+            );
         }
     }
 
@@ -609,5 +690,66 @@ mod tests {
                 .unwrap()
                 .starts_with("text/html")
         );
+    }
+
+    /// A limiter of two a minute with its budgets in `db`'s database (migrated or not).
+    async fn shared_limiter(db: &otp_test_support::TestDb, migrate: bool) -> RateLimiter {
+        let store = otp_core::Store::connect(&db.url).await.unwrap();
+        let buckets = SharedBuckets::new(store);
+        if migrate {
+            buckets.migrate().await.unwrap();
+        }
+        limiter(2).shared(buckets)
+    }
+
+    #[tokio::test]
+    async fn a_client_refused_by_the_database_is_refused_from_memory_until_its_wait_ends() {
+        let db = otp_test_support::TestDb::sqlite();
+        let limiter = shared_limiter(&db, true).await;
+        let alice = key(1, Class::Verify);
+        let buckets = limiter.shared.clone().unwrap();
+        assert_eq!(limiter.take_shared(&buckets, alice).await, Ok(()));
+        assert_eq!(limiter.take_shared(&buckets, alice).await, Ok(()));
+        let Err(RetryAfter(wait)) = limiter.take_shared(&buckets, alice).await else {
+            panic!("the third of two a minute");
+        };
+        assert!((29..=30).contains(&wait), "{wait}");
+        // Emptied in the database, the budget would allow her again: the memory of the
+        // refusal still refuses, without asking.
+        let store = otp_core::Store::connect(&db.url).await.unwrap();
+        let otp_core::Pool::Sqlite(pool) = store.pool() else {
+            unreachable!("SQLite")
+        };
+        sqlx::query("DELETE FROM app_rate_limits")
+            .execute(pool)
+            .await
+            .unwrap();
+        assert!(limiter.take_shared(&buckets, alice).await.is_err());
+        // Another client asks the database.
+        assert_eq!(
+            limiter.take_shared(&buckets, key(2, Class::Verify)).await,
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_database_leaves_the_limit_to_the_server() {
+        let db = otp_test_support::TestDb::sqlite();
+        // No table: every statement fails.
+        let limiter = shared_limiter(&db, false).await;
+        let alice = key(1, Class::Login);
+        let buckets = limiter.shared.clone().unwrap();
+        assert_eq!(limiter.take_shared(&buckets, alice).await, Ok(()));
+        assert_eq!(limiter.take_shared(&buckets, alice).await, Ok(()));
+        assert_eq!(
+            limiter.take_shared(&buckets, alice).await,
+            Err(RetryAfter(30)),
+            "the server's own bucket of two a minute"
+        );
+        assert!(limiter.shared_failing.load(Ordering::Relaxed));
+        // The database works again.
+        buckets.migrate().await.unwrap();
+        assert_eq!(limiter.take_shared(&buckets, alice).await, Ok(()));
+        assert!(!limiter.shared_failing.load(Ordering::Relaxed));
     }
 }

@@ -46,9 +46,11 @@
 //! /api/v1/otp/verify`, `/api/v1/otp/challenge`, `/account/login/otp`, `/account/verify`)
 //! `OTP_RATE_LIMIT_PER_MINUTE` (60) times at once, and that many times a minute after that;
 //! more get 429 with `Retry-After` (`{"error": "rate_limited"}` for JSON clients). On
-//! PostgreSQL the budgets are kept in the database (one statement per limited request), so
+//! PostgreSQL the budgets are kept in the database (one statement per allowed request), so
 //! that every server on it counts a client's requests together; on SQLite they are in the
-//! server's memory (`OTP_RATE_LIMIT_SHARED` chooses). The client is the TCP peer, or with `OTP_TRUST_FORWARDED_FOR=true` (behind one reverse
+//! server's memory (`OTP_RATE_LIMIT_SHARED` chooses). A client the database refused is refused
+//! from memory until its wait ends; while the database fails, each server limits on its own.
+//! The client is the TCP peer, or with `OTP_TRUST_FORWARDED_FOR=true` (behind one reverse
 //! proxy that appends the address it saw) the last `X-Forwarded-For` address. [`serve`] gives
 //! the router the peer address; a router served without
 //! `into_make_service_with_connect_info::<SocketAddr>()` puts all its clients in one bucket
@@ -158,6 +160,9 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// The server's page templates.
     pub pages: Pages,
+    /// The rate limit's budgets in the database, when they are kept there
+    /// ([`ServerConfig::rate_limit_is_shared`]).
+    rate_limit_buckets: Option<SharedBuckets>,
 }
 
 impl AppState {
@@ -465,7 +470,10 @@ async fn assemble(
     store.migrate().await?;
     sessions.migrate().await?;
     users.migrate().await?;
-    SharedBuckets::new(store.clone()).migrate().await?;
+    // Created whatever the setting, so that turning it on later needs no migration.
+    let buckets = SharedBuckets::new(store.clone());
+    buckets.migrate().await?;
+    let rate_limit_buckets = config.rate_limit_is_shared().then_some(buckets);
     let otp = Otp::builder(store, keys)
         .with_settings(config.settings.clone())
         .with_mailer(mailer)
@@ -482,6 +490,7 @@ async fn assemble(
         sessions,
         config: Arc::new(config),
         pages: Pages::new()?,
+        rate_limit_buckets,
     };
     Ok((router(&state), state))
 }
@@ -494,8 +503,8 @@ fn router(state: &AppState) -> Router {
         config.trust_forwarded_for,
         layers::LimitedPaths::for_mount(&state.web.config().mount),
     );
-    if config.rate_limit_is_shared() {
-        limiter = limiter.shared(SharedBuckets::new(state.users.store().clone()));
+    if let Some(buckets) = &state.rate_limit_buckets {
+        limiter = limiter.shared(buckets.clone());
     }
     let limiter = Arc::new(limiter);
     Router::new()
@@ -516,21 +525,20 @@ fn router(state: &AppState) -> Router {
             config.secure_cookies,
         ))
         .layer(from_fn_with_state(config.body_limit, layers::limit_body))
-        // Before the body is read and the session loaded: a refused client costs nothing.
+        // Before the body is read and the session loaded: a refused client costs next to
+        // nothing (with the budgets in the database, one statement per wait).
         .layer(from_fn_with_state(limiter, layers::rate_limit))
         .layer(from_fn_with_state(config.request_timeout, layers::timeout))
         .layer(from_fn(layers::security_headers))
         .layer(from_fn(layers::log_request))
 }
 
-/// Deletes expired sessions, and the shared rate-limit buckets that have refilled, every
-/// `session_cleanup_interval` until aborted.
-fn spawn_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
+/// Deletes expired sessions, and the rate-limit buckets in the database that have refilled,
+/// every `session_cleanup_interval` (a minute) until aborted. [`serve`] runs it; an app that
+/// serves [`build`]'s router itself runs it too, or the tables grow.
+pub fn spawn_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
     let sessions = state.sessions.clone();
-    let buckets = state
-        .config
-        .rate_limit_is_shared()
-        .then(|| SharedBuckets::new(state.users.store().clone()));
+    let buckets = state.rate_limit_buckets.clone();
     let interval = state.config.session_cleanup_interval;
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
@@ -541,7 +549,7 @@ fn spawn_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
                 tracing::warn!(error = %err, "deleting expired sessions failed");
             }
             if let Some(buckets) = &buckets
-                && let Err(err) = buckets.forget_refilled(shared_limits::now_micros()).await
+                && let Err(err) = buckets.forget(shared_limits::now_micros()).await
             {
                 tracing::warn!(error = %err, "deleting refilled rate-limit buckets failed");
             }

@@ -11,12 +11,14 @@
 //! databases; a refused request changes nothing, and reads the row once more to say how long
 //! to wait.
 //!
-//! Times are wall-clock microseconds: servers whose clocks differ by `d` disagree on a budget
-//! by `d`'s worth of requests at most. A row whose `tat` has passed holds a full budget, the
-//! same as no row: [`SharedBuckets::forget_refilled`] deletes those (with the expired
-//! sessions).
+//! Times are each server's wall clock, in microseconds. Servers whose clocks differ by less
+//! than a minute disagree on a budget by that difference's worth of requests; a `tat` more
+//! than two budgets ahead of a server's now can only come from a clock that was (or is) wrong,
+//! and counts as past: a server started with its clock years ahead cannot lock clients out
+//! for years. A row whose `tat` has passed holds a full budget, the same as no row:
+//! [`SharedBuckets::forget`] deletes those, and the absurd ones, with the expired sessions.
 
-use otp_core::{ConnectionRef, Migration, Store};
+use otp_core::{Migration, Store, on_connection};
 
 /// The table of the buckets (its own component, so that it does not depend on the order of
 /// the app's other migrations). On PostgreSQL it is `UNLOGGED`: its changes skip the
@@ -45,19 +47,18 @@ const MIGRATIONS: &[Migration] = &[Migration {
 
 /// Takes one request of the budget, or nothing: `$1` client, `$2` class, `$3` now, `$4` one
 /// request's interval, `$5` the whole budget's (all in microseconds). A row comes back when
-/// the request is allowed.
-const TAKE_SQLITE: &str = "INSERT INTO app_rate_limits AS bucket (client, class, tat) \
+/// the request is allowed. `start` is where the new request's interval begins: the stored
+/// `tat`, or now if that is past or absurdly far ahead (more than two budgets).
+const TAKE: &str = "INSERT INTO app_rate_limits AS bucket (client, class, tat) \
      VALUES ($1, $2, $3 + $4) \
-     ON CONFLICT (client, class) DO UPDATE SET tat = MAX(bucket.tat, $3) + $4 \
-     WHERE MAX(bucket.tat, $3) + $4 - $3 <= $5 \
-     RETURNING tat";
-const TAKE_POSTGRES: &str = "INSERT INTO app_rate_limits AS bucket (client, class, tat) \
-     VALUES ($1, $2, $3 + $4) \
-     ON CONFLICT (client, class) DO UPDATE SET tat = GREATEST(bucket.tat, $3) + $4 \
-     WHERE GREATEST(bucket.tat, $3) + $4 - $3 <= $5 \
+     ON CONFLICT (client, class) DO UPDATE SET tat = \
+         (CASE WHEN bucket.tat > $3 AND bucket.tat <= $3 + 2 * $5 THEN bucket.tat ELSE $3 END) + $4 \
+     WHERE (CASE WHEN bucket.tat > $3 AND bucket.tat <= $3 + 2 * $5 THEN bucket.tat ELSE $3 END) \
+         + $4 - $3 <= $5 \
      RETURNING tat";
 const READ: &str = "SELECT tat FROM app_rate_limits WHERE client = $1 AND class = $2";
-const FORGET: &str = "DELETE FROM app_rate_limits WHERE tat <= $1";
+/// Deletes the buckets that have refilled by `$1`, and those absurdly far ahead of it (`$2`).
+const FORGET: &str = "DELETE FROM app_rate_limits WHERE tat <= $1 OR tat > $2";
 
 /// One request's interval and the whole budget's, in microseconds, for `per_minute` (at least
 /// 1). The budget is exactly `per_minute` intervals, so that exactly `per_minute` requests fit
@@ -77,6 +78,15 @@ pub(crate) fn now_micros() -> i64 {
         })
 }
 
+/// What [`SharedBuckets::take`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// The request fits in the budget, and was counted.
+    Allowed,
+    /// The budget is spent: the next request fits after this many microseconds.
+    Refused { wait_micros: i64 },
+}
+
 /// Rate-limit buckets kept in the database.
 #[derive(Debug, Clone)]
 pub(crate) struct SharedBuckets {
@@ -94,87 +104,64 @@ impl SharedBuckets {
         self.store.apply_migrations(MIGRATIONS).await
     }
 
-    /// Takes one request from `client`'s budget of `class` at `now_micros` (wall clock); or,
-    /// when it is spent, says how many microseconds until the next request is allowed.
+    /// Takes one request from `client`'s budget of `class` at `now_micros` (wall clock).
     pub(crate) async fn take(
         &self,
         client: &str,
         class: &str,
         per_minute: u32,
         now_micros: i64,
-    ) -> Result<Result<(), i64>, otp_core::Error> {
+    ) -> Result<Taken, otp_core::Error> {
         let (interval, budget) = intervals(per_minute);
-        let mut connection = self.store.connection().await?;
-        let taken: Option<i64> = match connection.get() {
-            ConnectionRef::Sqlite(c) => {
-                sqlx::query_scalar(TAKE_SQLITE)
-                    .bind(client)
-                    .bind(class)
-                    .bind(now_micros)
-                    .bind(interval)
-                    .bind(budget)
-                    .fetch_optional(c)
-                    .await?
-            }
-            ConnectionRef::Postgres(c) => {
-                sqlx::query_scalar(TAKE_POSTGRES)
-                    .bind(client)
-                    .bind(class)
-                    .bind(now_micros)
-                    .bind(interval)
-                    .bind(budget)
-                    .fetch_optional(c)
-                    .await?
-            }
-            _ => unreachable!("otp-core has two databases"),
-        };
-        let outcome = if taken.is_some() {
-            Ok(())
-        } else {
-            let tat: Option<i64> = match connection.get() {
-                ConnectionRef::Sqlite(c) => {
-                    sqlx::query_scalar(READ)
-                        .bind(client)
-                        .bind(class)
-                        .fetch_optional(c)
-                        .await?
-                }
-                ConnectionRef::Postgres(c) => {
-                    sqlx::query_scalar(READ)
-                        .bind(client)
-                        .bind(class)
-                        .fetch_optional(c)
-                        .await?
-                }
-                _ => unreachable!("otp-core has two databases"),
-            };
-            // The next request fits when `tat + interval - now <= budget`. A row deleted in
-            // between (it had refilled) means no wait.
-            Err(tat
-                .map_or(0, |tat| tat + interval - budget - now_micros)
-                .max(0))
-        };
-        connection.release();
-        Ok(outcome)
+        let id = std::convert::identity;
+        let taken: Option<i64> = on_connection!(self.store, id, |c| {
+            sqlx::query_scalar(TAKE)
+                .bind(client)
+                .bind(class)
+                .bind(now_micros)
+                .bind(interval)
+                .bind(budget)
+                .fetch_optional(c)
+                .await
+                .map_err(otp_core::Error::from)
+        })?;
+        if taken.is_some() {
+            return Ok(Taken::Allowed);
+        }
+        let tat: Option<i64> = on_connection!(self.store, id, |c| {
+            sqlx::query_scalar(READ)
+                .bind(client)
+                .bind(class)
+                .fetch_optional(c)
+                .await
+                .map_err(otp_core::Error::from)
+        })?;
+        // The next request fits when `tat + interval - now <= budget`. A row deleted in
+        // between (it had refilled) means no wait.
+        let wait_micros = tat.map_or(0, |tat| {
+            tat.saturating_add(interval)
+                .saturating_sub(budget)
+                .saturating_sub(now_micros)
+        });
+        Ok(Taken::Refused {
+            wait_micros: wait_micros.max(0),
+        })
     }
 
-    /// Deletes the buckets that have refilled by `now_micros` (the same as none); returns how
-    /// many.
-    pub(crate) async fn forget_refilled(&self, now_micros: i64) -> Result<u64, otp_core::Error> {
-        let mut connection = self.store.connection().await?;
-        let deleted = match connection.get() {
-            ConnectionRef::Sqlite(c) => {
-                let done = sqlx::query(FORGET).bind(now_micros).execute(c).await?;
-                done.rows_affected()
-            }
-            ConnectionRef::Postgres(c) => {
-                let done = sqlx::query(FORGET).bind(now_micros).execute(c).await?;
-                done.rows_affected()
-            }
-            _ => unreachable!("otp-core has two databases"),
-        };
-        connection.release();
-        Ok(deleted)
+    /// Deletes the buckets that have refilled by `now_micros` (the same as none) and those
+    /// absurdly far ahead of it (see the module's docs); returns how many.
+    pub(crate) async fn forget(&self, now_micros: i64) -> Result<u64, otp_core::Error> {
+        // Two budgets of the slowest limit (one request a minute).
+        let absurd = now_micros.saturating_add(2 * 60_000_000);
+        on_connection!(self.store, std::convert::identity, |c| {
+            sqlx::query(FORGET)
+                .bind(now_micros)
+                .bind(absurd)
+                .execute(c)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(otp_core::Error::from)
+        })
     }
 }
 
@@ -192,6 +179,15 @@ mod tests {
         let buckets = SharedBuckets::new(Store::connect(&db.url).await.unwrap());
         buckets.migrate().await.unwrap();
         buckets
+    }
+
+    /// Takes one of six a minute from `client`'s login budget at `now`.
+    async fn take(buckets: &SharedBuckets, client: &str, now: i64) -> Taken {
+        buckets.take(client, "login", 6, now).await.unwrap()
+    }
+
+    fn refused(wait_micros: i64) -> Taken {
+        Taken::Refused { wait_micros }
     }
 
     #[test]
@@ -212,61 +208,40 @@ mod tests {
         let buckets = buckets(&db).await;
         for attempt in 0..6 {
             assert_eq!(
-                buckets.take("192.0.2.1", "login", 6, T0).await.unwrap(),
-                Ok(()),
+                take(&buckets, "192.0.2.1", T0).await,
+                Taken::Allowed,
                 "attempt {attempt}"
             );
         }
-        assert_eq!(
-            buckets.take("192.0.2.1", "login", 6, T0).await.unwrap(),
-            Err(10 * SECOND)
-        );
+        assert_eq!(take(&buckets, "192.0.2.1", T0).await, refused(10 * SECOND));
         // Refused attempts do not dig the hole deeper.
         assert_eq!(
-            buckets
-                .take("192.0.2.1", "login", 6, T0 + SECOND)
-                .await
-                .unwrap(),
-            Err(9 * SECOND)
+            take(&buckets, "192.0.2.1", T0 + SECOND).await,
+            refused(9 * SECOND)
         );
         // Another class and another client have their own budgets.
         assert_eq!(
             buckets.take("192.0.2.1", "verify", 6, T0).await.unwrap(),
-            Ok(())
+            Taken::Allowed
         );
-        assert_eq!(
-            buckets.take("192.0.2.2", "login", 6, T0).await.unwrap(),
-            Ok(())
-        );
+        assert_eq!(take(&buckets, "192.0.2.2", T0).await, Taken::Allowed);
         // One interval later, one request, and no more.
         let later = T0 + 10 * SECOND;
+        assert_eq!(take(&buckets, "192.0.2.1", later).await, Taken::Allowed);
         assert_eq!(
-            buckets.take("192.0.2.1", "login", 6, later).await.unwrap(),
-            Ok(())
-        );
-        assert_eq!(
-            buckets.take("192.0.2.1", "login", 6, later).await.unwrap(),
-            Err(10 * SECOND)
+            take(&buckets, "192.0.2.1", later).await,
+            refused(10 * SECOND)
         );
         // A minute of quiet refills the whole budget, and no more than it.
         let refilled = later + 70 * SECOND;
         for attempt in 0..6 {
             assert_eq!(
-                buckets
-                    .take("192.0.2.1", "login", 6, refilled)
-                    .await
-                    .unwrap(),
-                Ok(()),
+                take(&buckets, "192.0.2.1", refilled).await,
+                Taken::Allowed,
                 "attempt {attempt} after a minute"
             );
         }
-        assert!(
-            buckets
-                .take("192.0.2.1", "login", 6, refilled)
-                .await
-                .unwrap()
-                .is_err()
-        );
+        assert_ne!(take(&buckets, "192.0.2.1", refilled).await, Taken::Allowed);
     }
 
     /// Two stores on one database (two servers) share each client's budget, and concurrent
@@ -276,30 +251,18 @@ mod tests {
         let second = buckets(&db).await;
         for attempt in 0..3 {
             assert_eq!(
-                first.take("192.0.2.1", "verify", 6, T0).await.unwrap(),
-                Ok(()),
+                take(&first, "192.0.2.1", T0).await,
+                Taken::Allowed,
                 "{attempt}"
             );
             assert_eq!(
-                second.take("192.0.2.1", "verify", 6, T0).await.unwrap(),
-                Ok(()),
+                take(&second, "192.0.2.1", T0).await,
+                Taken::Allowed,
                 "{attempt}"
             );
         }
-        assert!(
-            first
-                .take("192.0.2.1", "verify", 6, T0)
-                .await
-                .unwrap()
-                .is_err()
-        );
-        assert!(
-            second
-                .take("192.0.2.1", "verify", 6, T0)
-                .await
-                .unwrap()
-                .is_err()
-        );
+        assert_ne!(take(&first, "192.0.2.1", T0).await, Taken::Allowed);
+        assert_ne!(take(&second, "192.0.2.1", T0).await, Taken::Allowed);
 
         // 40 requests at once from one client, through both: exactly the budget is allowed.
         let tasks: Vec<_> = (0..40)
@@ -310,52 +273,61 @@ mod tests {
             .collect();
         let mut allowed = 0;
         for task in tasks {
-            if task.await.unwrap().unwrap().is_ok() {
+            if task.await.unwrap().unwrap() == Taken::Allowed {
                 allowed += 1;
             }
         }
         assert_eq!(allowed, 10);
     }
 
-    /// Buckets that have refilled are deleted; the others are kept, with what they hold.
+    /// A server whose clock ran far ahead left a `tat` that is absurd for the others: it counts
+    /// as past, instead of refusing the client until that time comes.
+    async fn a_bucket_from_a_clock_far_ahead_counts_as_refilled(db: TestDb) {
+        let buckets = buckets(&db).await;
+        let year = 365 * 24 * 3600 * SECOND;
+        for _ in 0..6 {
+            take(&buckets, "192.0.2.1", T0 + year).await;
+        }
+        assert_ne!(take(&buckets, "192.0.2.1", T0 + year).await, Taken::Allowed);
+        // The clock is right again.
+        for attempt in 0..6 {
+            assert_eq!(
+                take(&buckets, "192.0.2.1", T0).await,
+                Taken::Allowed,
+                "attempt {attempt}"
+            );
+        }
+        assert_eq!(take(&buckets, "192.0.2.1", T0).await, refused(10 * SECOND));
+        // A clock less than a minute ahead still counts: its requests hold.
+        for _ in 0..6 {
+            take(&buckets, "192.0.2.2", T0 + 50 * SECOND).await;
+        }
+        assert_eq!(take(&buckets, "192.0.2.2", T0).await, refused(60 * SECOND));
+    }
+
+    /// Buckets that have refilled are deleted, and absurd ones; the others are kept, with what
+    /// they hold.
     async fn refilled_buckets_are_forgotten(db: TestDb) {
         let buckets = buckets(&db).await;
-        buckets
-            .take("192.0.2.1", "login", 6, T0)
-            .await
-            .unwrap()
-            .unwrap();
+        take(&buckets, "192.0.2.1", T0).await;
         for _ in 0..6 {
-            buckets
-                .take("192.0.2.2", "login", 6, T0)
-                .await
-                .unwrap()
-                .unwrap();
+            take(&buckets, "192.0.2.2", T0).await;
         }
+        take(&buckets, "192.0.2.3", T0 + 3600 * SECOND).await;
         // 10 s later: the first client's single request has come back, the second's six have
-        // not.
-        assert_eq!(buckets.forget_refilled(T0 + 10 * SECOND).await.unwrap(), 1);
-        assert!(
-            buckets
-                .take("192.0.2.2", "login", 6, T0 + 10 * SECOND)
-                .await
-                .unwrap()
-                .is_ok()
-        );
-        assert!(
-            buckets
-                .take("192.0.2.2", "login", 6, T0 + 10 * SECOND)
-                .await
-                .unwrap()
-                .is_err()
-        );
-        assert_eq!(buckets.forget_refilled(T0 + 10 * SECOND).await.unwrap(), 0);
-        assert_eq!(buckets.forget_refilled(T0 + 120 * SECOND).await.unwrap(), 1);
+        // not, and the third's is an hour ahead.
+        let later = T0 + 10 * SECOND;
+        assert_eq!(buckets.forget(later).await.unwrap(), 2);
+        assert_eq!(take(&buckets, "192.0.2.2", later).await, Taken::Allowed);
+        assert_ne!(take(&buckets, "192.0.2.2", later).await, Taken::Allowed);
+        assert_eq!(buckets.forget(later).await.unwrap(), 0);
+        assert_eq!(buckets.forget(T0 + 120 * SECOND).await.unwrap(), 1);
     }
 
     otp_test_support::store_tests!(
         a_client_spends_its_burst_then_one_request_per_interval,
         servers_on_one_database_share_the_budget,
+        a_bucket_from_a_clock_far_ahead_counts_as_refilled,
         refilled_buckets_are_forgotten,
     );
 }
