@@ -186,6 +186,19 @@ mod tests {
         buckets.take(client, "login", 6, now).await.unwrap()
     }
 
+    /// Spends `client`'s whole login budget (six a minute) at `now`, each request allowed;
+    /// returns what one more gets.
+    async fn spend(buckets: &SharedBuckets, client: &str, now: i64) -> Taken {
+        for attempt in 0..6 {
+            assert_eq!(
+                take(buckets, client, now).await,
+                Taken::Allowed,
+                "{client}: attempt {attempt}"
+            );
+        }
+        take(buckets, client, now).await
+    }
+
     fn refused(wait_micros: i64) -> Taken {
         Taken::Refused { wait_micros }
     }
@@ -206,14 +219,7 @@ mod tests {
     /// interval, refused requests changing nothing, each client and class on its own.
     async fn a_client_spends_its_burst_then_one_request_per_interval(db: TestDb) {
         let buckets = buckets(&db).await;
-        for attempt in 0..6 {
-            assert_eq!(
-                take(&buckets, "192.0.2.1", T0).await,
-                Taken::Allowed,
-                "attempt {attempt}"
-            );
-        }
-        assert_eq!(take(&buckets, "192.0.2.1", T0).await, refused(10 * SECOND));
+        assert_eq!(spend(&buckets, "192.0.2.1", T0).await, refused(10 * SECOND));
         // Refused attempts do not dig the hole deeper.
         assert_eq!(
             take(&buckets, "192.0.2.1", T0 + SECOND).await,
@@ -234,14 +240,7 @@ mod tests {
         );
         // A minute of quiet refills the whole budget, and no more than it.
         let refilled = later + 70 * SECOND;
-        for attempt in 0..6 {
-            assert_eq!(
-                take(&buckets, "192.0.2.1", refilled).await,
-                Taken::Allowed,
-                "attempt {attempt} after a minute"
-            );
-        }
-        assert_ne!(take(&buckets, "192.0.2.1", refilled).await, Taken::Allowed);
+        assert_ne!(spend(&buckets, "192.0.2.1", refilled).await, Taken::Allowed);
     }
 
     /// Two stores on one database (two servers) share each client's budget, and concurrent
@@ -285,23 +284,17 @@ mod tests {
     async fn a_bucket_from_a_clock_far_ahead_counts_as_refilled(db: TestDb) {
         let buckets = buckets(&db).await;
         let year = 365 * 24 * 3600 * SECOND;
-        for _ in 0..6 {
-            take(&buckets, "192.0.2.1", T0 + year).await;
-        }
-        assert_ne!(take(&buckets, "192.0.2.1", T0 + year).await, Taken::Allowed);
+        assert_ne!(
+            spend(&buckets, "192.0.2.1", T0 + year).await,
+            Taken::Allowed
+        );
         // The clock is right again.
-        for attempt in 0..6 {
-            assert_eq!(
-                take(&buckets, "192.0.2.1", T0).await,
-                Taken::Allowed,
-                "attempt {attempt}"
-            );
-        }
-        assert_eq!(take(&buckets, "192.0.2.1", T0).await, refused(10 * SECOND));
+        assert_eq!(spend(&buckets, "192.0.2.1", T0).await, refused(10 * SECOND));
         // A clock less than a minute ahead still counts: its requests hold.
-        for _ in 0..6 {
-            take(&buckets, "192.0.2.2", T0 + 50 * SECOND).await;
-        }
+        assert_ne!(
+            spend(&buckets, "192.0.2.2", T0 + 50 * SECOND).await,
+            Taken::Allowed
+        );
         assert_eq!(take(&buckets, "192.0.2.2", T0).await, refused(60 * SECOND));
     }
 
@@ -310,9 +303,7 @@ mod tests {
     async fn refilled_buckets_are_forgotten(db: TestDb) {
         let buckets = buckets(&db).await;
         take(&buckets, "192.0.2.1", T0).await;
-        for _ in 0..6 {
-            take(&buckets, "192.0.2.2", T0).await;
-        }
+        spend(&buckets, "192.0.2.2", T0).await;
         take(&buckets, "192.0.2.3", T0 + 3600 * SECOND).await;
         // 10 s later: the first client's single request has come back, the second's six have
         // not, and the third's is an hour ahead.
