@@ -731,6 +731,7 @@ fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::run_args;
 
     #[test]
     fn database_names_are_replaced() {
@@ -753,20 +754,6 @@ mod tests {
         assert_eq!(figures.p99, Duration::from_nanos(99));
         let empty = Figures::from_latencies(Vec::new(), Duration::from_secs(1));
         assert_eq!((empty.ops, empty.p99), (0, Duration::ZERO));
-    }
-
-    fn run_args(args: &[&str]) -> (std::process::ExitCode, String, String) {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let status = crate::cli::run(
-            std::iter::once("otp").chain(args.iter().copied()),
-            &mut out,
-            &mut err,
-        );
-        (
-            status,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
     }
 
     /// The JSON object's figures, checked for presence and sense.

@@ -611,25 +611,27 @@ fn command_path(err: &clap::Error) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
+/// Runs `otp ARGS...` in process, for the tests: the exit code, stdout and stderr.
+#[cfg(test)]
+pub(crate) fn run_args(args: &[&str]) -> (ExitCode, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let status = run(
+        std::iter::once("otp").chain(args.iter().copied()),
+        &mut out,
+        &mut err,
+    );
+    (
+        status,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const RFC_SHA1: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-
-    fn run_args(args: &[&str]) -> (ExitCode, String, String) {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let status = run(
-            std::iter::once("otp").chain(args.iter().copied()),
-            &mut out,
-            &mut err,
-        );
-        (
-            status,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
-    }
 
     fn usage_error(args: &[&str]) -> String {
         let (status, out, err) = run_args(args);
