@@ -1,8 +1,14 @@
 //! [`SqlSessionStore`]: tower-sessions' sessions in the framework's own database (SQLite or
 //! PostgreSQL), so that several app servers behind a load balancer share them.
+//!
+//! The cookie's value never reaches the database: a row is keyed by the SHA-256 of it. A copy
+//! of the table (a backup, a replica, an SQL injection elsewhere in the app) holds no session
+//! anyone can present. The id is 128 random bits, so a plain hash is enough: there is nothing
+//! to guess that a key would protect.
 
 use async_trait::async_trait;
 use otp_core::{Clock, Migration, Store, SystemClock, on_connection};
+use sha2::{Digest, Sha256};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
@@ -20,12 +26,37 @@ const MIGRATIONS: &[Migration] = &[Migration {
             id TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at BIGINT NOT NULL, user_key TEXT);
         CREATE INDEX otp_sessions_expires_at ON otp_sessions (expires_at);
         CREATE INDEX otp_sessions_user_key ON otp_sessions (user_key)",
+}, Migration {
+    component: "otp-axum",
+    version: 2,
+    description: "sessions keyed by a hash of the cookie (existing sessions end)",
+    sqlite: "DROP TABLE otp_sessions;
+        CREATE TABLE otp_sessions (
+            id_hash TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at BIGINT NOT NULL, user_key TEXT);
+        CREATE INDEX otp_sessions_expires_at ON otp_sessions (expires_at);
+        CREATE INDEX otp_sessions_user_key ON otp_sessions (user_key)",
+    postgres: "DROP TABLE otp_sessions;
+        CREATE TABLE otp_sessions (
+            id_hash TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at BIGINT NOT NULL, user_key TEXT);
+        CREATE INDEX otp_sessions_expires_at ON otp_sessions (expires_at);
+        CREATE INDEX otp_sessions_user_key ON otp_sessions (user_key)",
 }];
 
-/// Sessions in the `otp_sessions` table of the framework's database. Each row keeps the
-/// session's data as JSON, its expiry, and the key of the user logged in through
-/// [`SessionAccounts`](crate::SessionAccounts), so that all of a user's sessions can be ended at
-/// once (after a password change, say).
+/// What the database keeps of a session id: the SHA-256 of the cookie's value, in hex.
+fn id_hash(id: &Id) -> String {
+    Sha256::digest(id.to_string().as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Sessions in the `otp_sessions` table of the framework's database. Each row keeps a hash of
+/// the session id (never the id), the session's data as JSON, its expiry, and the key of the
+/// user logged in through [`SessionAccounts`](crate::SessionAccounts), so that all of a user's
+/// sessions can be ended at once (after a password change, say).
+///
+/// A save only updates a session that is there: a session deleted while one of its requests
+/// was in flight (ended by a password change, say) stays deleted.
 #[derive(Debug, Clone)]
 pub struct SqlSessionStore {
     store: Store,
@@ -64,9 +95,9 @@ impl SqlSessionStore {
         user_key: &str,
         except: Option<Id>,
     ) -> Result<u64, otp_core::Error> {
-        let keep = except.map(|id| id.to_string()).unwrap_or_default();
+        let keep = except.as_ref().map(id_hash).unwrap_or_default();
         let deleted = on_connection!(self.store, std::convert::identity, |c| {
-            sqlx::query("DELETE FROM otp_sessions WHERE user_key = $1 AND id <> $2")
+            sqlx::query("DELETE FROM otp_sessions WHERE user_key = $1 AND id_hash <> $2")
                 .bind(user_key)
                 .bind(&keep)
                 .execute(c)
@@ -86,7 +117,7 @@ impl SqlSessionStore {
             .and_then(|v| v.as_str())
             .map(str::to_owned);
         Ok((
-            record.id.to_string(),
+            id_hash(&record.id),
             data,
             record.expiry_date.unix_timestamp(),
             user_key,
@@ -103,8 +134,8 @@ impl SessionStore for SqlSessionStore {
             let (id, data, expires_at, user_key) = Self::row(record)?;
             let inserted = on_connection!(self.store, backend, |c| {
                 sqlx::query(
-                    "INSERT INTO otp_sessions (id, data, expires_at, user_key) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO otp_sessions (id_hash, data, expires_at, user_key) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (id_hash) DO NOTHING",
                 )
                 .bind(&id)
                 .bind(&data)
@@ -124,10 +155,12 @@ impl SessionStore for SqlSessionStore {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let (id, data, expires_at, user_key) = Self::row(record)?;
+        // An update, never an insert: tower-sessions creates new sessions with `create`, so a
+        // row that is missing here was deleted, and must not come back.
         on_connection!(self.store, backend, |c| {
             sqlx::query(
-                "INSERT INTO otp_sessions (id, data, expires_at, user_key) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (id) DO UPDATE SET data = $2, expires_at = $3, user_key = $4",
+                "UPDATE otp_sessions SET data = $2, expires_at = $3, user_key = $4 \
+                 WHERE id_hash = $1",
             )
             .bind(&id)
             .bind(&data)
@@ -143,9 +176,9 @@ impl SessionStore for SqlSessionStore {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let row: Option<(String, i64)> = on_connection!(self.store, backend, |c| {
             sqlx::query_as(
-                "SELECT data, expires_at FROM otp_sessions WHERE id = $1 AND expires_at > $2",
+                "SELECT data, expires_at FROM otp_sessions WHERE id_hash = $1 AND expires_at > $2",
             )
-            .bind(id.to_string())
+            .bind(id_hash(id))
             .bind(now_secs())
             .fetch_optional(c)
             .await
@@ -168,8 +201,8 @@ impl SessionStore for SqlSessionStore {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         on_connection!(self.store, backend, |c| {
-            sqlx::query("DELETE FROM otp_sessions WHERE id = $1")
-                .bind(id.to_string())
+            sqlx::query("DELETE FROM otp_sessions WHERE id_hash = $1")
+                .bind(id_hash(id))
                 .execute(c)
                 .await
                 .map(|_| ())

@@ -126,4 +126,6 @@ pub use policy::{CooldownPolicy, FailureBudget, ThrottlePolicy, ThrottleState, T
 pub use settings::{
     EmailSettings, HotpSettings, PerDevice, Settings, StaticSettings, TotpSettings,
 };
-pub use store::{ConnectionRef, DatabaseUrl, Migration, Pool, Store, StoreConnection};
+pub use store::{
+    ConnectionRef, DatabaseUrl, Migration, Pool, Store, StoreConnection, files_open_to_others,
+};

@@ -166,6 +166,59 @@ impl DatabaseUrl {
             Self::Postgres(_) => None,
         }
     }
+
+    /// The files of this database that hold what must stay private: for SQLite the database,
+    /// its `-wal` and `-shm` files and the default key file; nothing for PostgreSQL (its server
+    /// keeps its files).
+    pub fn private_files(&self) -> Vec<PathBuf> {
+        match self {
+            Self::Sqlite(path) => {
+                let beside = |suffix: &str| {
+                    let mut name = path.as_os_str().to_owned();
+                    name.push(suffix);
+                    PathBuf::from(name)
+                };
+                let mut files = vec![path.clone(), beside("-wal"), beside("-shm")];
+                files.extend(self.default_key_file());
+                files
+            }
+            Self::Postgres(_) => Vec::new(),
+        }
+    }
+}
+
+/// Those of `files` that exist and that users other than their owner may read or write (Unix
+/// permissions); empty elsewhere. A server warns of them at start.
+pub fn files_open_to_others(files: &[PathBuf]) -> Vec<PathBuf> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        files
+            .iter()
+            .filter(|path| {
+                std::fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o077 != 0)
+            })
+            .cloned()
+            .collect()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = files;
+        Vec::new()
+    }
+}
+
+/// Creates the SQLite file at `path` with mode 0600 if it is not there yet. SQLite then gives
+/// its `-wal` and `-shm` files the same mode, so no other local user can read the database
+/// whatever the process's umask.
+fn create_private_file(path: &Path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    // A file that exists is left as it is; a missing folder and the like are reported by
+    // SQLite's own open, which names them better.
+    let _ = options.open(path);
 }
 
 /// The store's connection pool, for an app's own queries.
@@ -649,6 +702,7 @@ impl Store {
     }
 
     async fn connect_sqlite(path: &Path) -> Result<Self, Error> {
+        create_private_file(path);
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -122,3 +122,38 @@ async fn a_dump_of_the_postgresql_rows_reveals_nothing() {
         );
     }
 }
+
+/// Other local users cannot read the SQLite database, its write-ahead log and shared memory,
+/// nor the key file made beside it, whatever the process's umask (files are made 0600); and
+/// [`otp_core::files_open_to_others`] names a file that was opened up afterwards.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_and_key_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let db = TestDb::sqlite();
+    let database: otp_core::DatabaseUrl = db.url.parse().unwrap();
+    let key_file = database.default_key_file().unwrap();
+    otp_core::KeyRing::for_database(&database, None, None).unwrap();
+    let env = Env::new(db).await;
+    populate(&env).await;
+
+    let files = database.private_files();
+    assert_eq!(files.len(), 4, "{files:?}");
+    assert!(files.contains(&key_file));
+    for path in &files {
+        let mode = std::fs::metadata(path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{} has mode {mode:o}", path.display());
+    }
+    assert!(otp_core::files_open_to_others(&files).is_empty());
+
+    std::fs::set_permissions(&files[0], std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        otp_core::files_open_to_others(&files),
+        vec![files[0].clone()]
+    );
+    env.store.close().await;
+}

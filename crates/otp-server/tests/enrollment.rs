@@ -98,6 +98,25 @@ impl App {
         self.state.sessions.save(&record).await.unwrap();
     }
 
+    /// Asserts that no text of `secrets` is in the stored data of `browser`'s session.
+    async fn assert_session_lacks(&self, browser: &Browser, secrets: &[String]) {
+        let id = Id::from_str(browser.cookie.as_deref().expect("a session")).unwrap();
+        let record = self
+            .state
+            .sessions
+            .load(&id)
+            .await
+            .unwrap()
+            .expect("stored");
+        let data = serde_json::to_string(&record.data).unwrap();
+        for secret in secrets {
+            assert!(
+                !data.contains(secret.as_str()),
+                "{secret} in the session: {data}"
+            );
+        }
+    }
+
     /// How many devices the user `key` has.
     async fn device_count(&self, key: &str) -> usize {
         self.state
@@ -213,6 +232,30 @@ fn href_before<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
     let end = text.find(marker)?;
     let start = text[..end].rfind("href=\"")? + "href=\"".len();
     text[start..end].split('"').next()
+}
+
+/// The path of the form or link in `html` whose target ends with `suffix`.
+fn href_or_action(html: &str, suffix: &str) -> String {
+    let end = html.find(&format!("{suffix}\"")).expect("the target") + suffix.len();
+    let start = html[..end].rfind('"').unwrap() + 1;
+    unescape(&html[start..end])
+}
+
+/// `text` with its `%XX` escapes decoded.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
 }
 
 /// The escapes minijinja writes in HTML.
@@ -584,7 +627,7 @@ async fn totp_through_the_pages_then_a_two_factor_login(db: &TestDb) {
     app.close().await;
 }
 
-async fn backup_codes_are_shown_once_and_downloaded_once(db: &TestDb) {
+async fn backup_codes_are_shown_once_and_kept_nowhere(db: &TestDb) {
     let app = App::start(db).await;
     app.user("bob", None).await;
     let mut bob = app.browser();
@@ -601,27 +644,16 @@ async fn backup_codes_are_shown_once_and_downloaded_once(db: &TestDb) {
             .iter()
             .all(|code| code.len() == 11 && code.as_bytes()[5] == b'-')
     );
-    let download_url = href_before(&made.body, "\" download").unwrap().to_owned();
-    let id = id_in(&download_url);
-
-    let text = bob.get(&download_url).await;
-    text.status(200, "the download");
-    assert_eq!(
-        text.header(header::CONTENT_TYPE),
-        Some("text/plain; charset=utf-8")
-    );
-    assert_eq!(text.header(header::CACHE_CONTROL), Some("no-store"));
-    assert!(
-        text.header(header::CONTENT_DISPOSITION)
-            .is_some_and(|value| value.starts_with("attachment")),
-        "{:?}",
-        text.headers
-    );
-    let listed: Vec<&str> = text.body.lines().filter(|line| line.len() == 11).collect();
+    // The download is in the page itself; the codes are kept nowhere for a later request,
+    // not even in the session.
+    let download_url = unescape(href_before(&made.body, "\" download=").unwrap());
+    let text = download_url
+        .strip_prefix("data:text/plain;charset=utf-8,")
+        .map(percent_decode)
+        .expect("a data: URL");
+    let listed: Vec<&str> = text.lines().filter(|line| line.len() == 11).collect();
     assert_eq!(listed, codes.iter().map(String::as_str).collect::<Vec<_>>());
-    bob.get(&download_url)
-        .await
-        .status(404, "a second download");
+    app.assert_session_lacks(&bob, &codes).await;
 
     // The codes are the first device: the session is verified by them.
     let list = bob.get("/account/devices").await;
@@ -636,8 +668,9 @@ async fn backup_codes_are_shown_once_and_downloaded_once(db: &TestDb) {
         second.body
     );
 
-    // New codes right away (the verification is fresh); another page drops their download.
-    let regenerate_url = format!("/account/devices/{id}/regenerate");
+    // New codes right away (the verification is fresh).
+    let regenerate_url = href_or_action(&list.body, "/regenerate");
+    let id = id_in(&regenerate_url);
     let new = bob.submit(&list, &regenerate_url, &[]).await;
     new.status(200, "new codes");
     assert!(
@@ -648,12 +681,7 @@ async fn backup_codes_are_shown_once_and_downloaded_once(db: &TestDb) {
     let new_codes = codes_on(&new);
     assert_eq!(new_codes.len(), 10);
     assert!(new_codes.iter().all(|code| !codes.contains(code)));
-    bob.get("/account/devices")
-        .await
-        .status(200, "another page");
-    bob.get(&download_url)
-        .await
-        .status(404, "a download after another page");
+    app.assert_session_lacks(&bob, &new_codes).await;
 
     // A verification older than five minutes: new codes need a fresh one.
     app.age_verification(&bob, Duration::from_secs(6 * 60))
@@ -832,7 +860,7 @@ async fn other_users_devices_and_bad_ids_are_404(db: &TestDb) {
     let list = erin.get("/account/devices").await;
     assert!(!list.body.contains("Dave"), "{}", list.body);
     for id in [daves_totp.id.to_string(), daves_codes.id.to_string()] {
-        for action in ["confirm", "qr.svg", "codes.txt"] {
+        for action in ["confirm", "qr.svg"] {
             erin.get(&format!("/account/devices/{id}/{action}"))
                 .await
                 .status(404, &format!("GET {action} of {id}"));
@@ -1314,7 +1342,7 @@ where
 crate::database_tests!(
     run: run;
     totp_through_the_pages_then_a_two_factor_login,
-    backup_codes_are_shown_once_and_downloaded_once,
+    backup_codes_are_shown_once_and_kept_nowhere,
     rename_remove_and_the_last_device_needs_a_fresh_factor,
     other_users_devices_and_bad_ids_are_404,
     a_user_with_a_device_must_verify_the_session_first,

@@ -450,6 +450,15 @@ pub async fn build(config: ServerConfig) -> Result<(Router, AppState), Error> {
         );
     }
     let store = Store::connect(&config.database_url).await?;
+    let mut private = database.private_files();
+    private.extend(config.key_file.iter().cloned());
+    for path in otp_core::files_open_to_others(&private) {
+        tracing::warn!(
+            path = %path.display(),
+            "this file of the database or its key may be read by other local users: \
+             chmod 600 it"
+        );
+    }
     match assemble(config, store.clone(), keys, mailer).await {
         Ok(built) => Ok(built),
         Err(err) => {

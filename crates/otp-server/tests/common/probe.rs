@@ -122,7 +122,7 @@ impl Probe {
                 "SELECT user_key, CAST(consecutive_failures AS TEXT) FROM otp_accounts \
                  ORDER BY user_key",
             ),
-            sessions: self.rows("SELECT id, data FROM otp_sessions ORDER BY id"),
+            sessions: self.rows("SELECT id_hash, data FROM otp_sessions ORDER BY id_hash"),
             users: self.rows(
                 "SELECT CAST(id AS TEXT), username, password_hash, CAST(is_staff AS TEXT) \
                  FROM app_users ORDER BY id",

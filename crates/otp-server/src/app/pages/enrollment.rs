@@ -11,7 +11,6 @@
 //! | `POST /account/devices/{kind}/{number}/confirm` | `token`: confirms the device if the code is right (the code is spent, as at a login); else the page again with the error, the device still unconfirmed |
 //! | `POST /account/devices/{kind}/{number}/resend` | email: another code, if the cooldown allows |
 //! | `GET /account/devices/{kind}/{number}/qr.svg` | the QR code of an unconfirmed TOTP or HOTP device, made here (`image/svg+xml`) |
-//! | `GET /account/devices/{kind}/{number}/codes.txt` | the backup codes just made, as a text attachment, once |
 //! | `POST /account/devices/{kind}/{number}/regenerate` | backup codes: new codes replace the old ones (fresh second factor) |
 //! | `POST /account/devices/{kind}/{number}/rename` | `name` |
 //! | `POST /account/devices/{kind}/{number}/remove` | removes the device (fresh second factor if it is the last confirmed one) |
@@ -50,10 +49,9 @@
 //!   else the site name.
 //! - The confirmation code is spent: for TOTP its time step is the device's last, so the same
 //!   code is refused at the next login.
-//! - New backup codes are shown once, on the response to the `POST` that made them. For the
-//!   download link they are kept in the session (server-side) for at most
-//!   [`CODES_DOWNLOAD_WINDOW`], dropped when downloaded or when another device page is viewed;
-//!   only their hashes are kept in the database.
+//! - New backup codes are shown once, on the response to the `POST` that made them. Its
+//!   download link carries them in the page itself (a `data:` URL), so they are never stored
+//!   anywhere, not even in the session: only their hashes are kept in the database.
 //! - Pages and images that show a secret or a code, like every page, are sent with
 //!   `Cache-Control: no-store`. The pages hold no script and no inline style (the CSP forbids
 //!   both); the QR code is an `<img>` of a same-site SVG.
@@ -76,8 +74,7 @@ use otp_core::{
 };
 use otp_oath::OtpAuthUri;
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::{bad_form, see_other};
 use crate::app::templates::{DEVICES_CSS, URLS};
@@ -88,14 +85,8 @@ use crate::dates::utc_minutes;
 /// make new backup codes: 5 minutes.
 pub const FRESH_VERIFICATION: Duration = Duration::from_secs(5 * 60);
 
-/// How long new backup codes may be downloaded (once) after they were made: 5 minutes.
-pub const CODES_DOWNLOAD_WINDOW: Duration = Duration::from_secs(5 * 60);
-
 /// The most devices a user may have, confirmed or not.
 pub const MAX_DEVICES: usize = 20;
-
-/// The session key of the backup codes just made, for their one download.
-const CODES_SESSION_KEY: &str = "app_new_backup_codes";
 
 /// The kinds whose devices are confirmed with a code on these pages.
 const CONFIRMABLE: [&str; 3] = ["totp", "hotp", "email"];
@@ -171,15 +162,7 @@ impl FromRequestParts<AppState> for Owner {
     ) -> Result<Self, Self::Rejection> {
         let CurrentUser { user, otp } = CurrentUser::from_request_parts(parts, state).await?;
         match access(state, user, otp).await {
-            Ok(Access::Granted(owner)) => {
-                // New backup codes live until the next page: their download link only.
-                if !parts.uri.path().ends_with("/codes.txt") {
-                    forget_codes(owner.otp.session())
-                        .await
-                        .map_err(IntoResponse::into_response)?;
-                }
-                Ok(owner)
-            }
+            Ok(Access::Granted(owner)) => Ok(owner),
             Ok(Access::OtpRequired(otp)) => {
                 // After the verification the browser comes back with a GET: a form's target
                 // cannot be it.
@@ -772,80 +755,6 @@ pub(crate) async fn remove(
 }
 
 // ---------------------------------------------------------------------------------------------
-// New backup codes, kept in the session for their one download.
-
-/// Backup codes just made. Not `Debug`; the codes are wiped when dropped.
-#[derive(Serialize, Deserialize)]
-struct NewCodes {
-    /// The device's id.
-    device: String,
-    /// The codes as shown (`xxxxx-xxxxx`).
-    codes: Vec<String>,
-    /// When they were made, in milliseconds since the epoch.
-    made_at: i64,
-}
-
-impl Drop for NewCodes {
-    fn drop(&mut self) {
-        self.codes.iter_mut().for_each(Zeroize::zeroize);
-    }
-}
-
-fn session_error(err: tower_sessions::session::Error) -> Error {
-    otp_axum::WebError::from(err).into()
-}
-
-/// Keeps `codes` of `device` in the session for their download.
-async fn keep_codes(session: &Session, device: &DeviceId, codes: &[String]) -> Result<(), Error> {
-    let new = NewCodes {
-        device: device.to_string(),
-        codes: codes.to_vec(),
-        made_at: SystemClock.now().unix_millis(),
-    };
-    session
-        .insert(CODES_SESSION_KEY, &new)
-        .await
-        .map_err(session_error)
-}
-
-/// Takes the codes of `device` out of the session if they are there and still downloadable.
-async fn take_codes(session: &Session, device: &DeviceId) -> Result<Option<NewCodes>, Error> {
-    let Some(new) = session
-        .get::<NewCodes>(CODES_SESSION_KEY)
-        .await
-        .map_err(session_error)?
-    else {
-        return Ok(None);
-    };
-    let made_at = Timestamp::from_unix_millis(new.made_at);
-    let expired = SystemClock.now().since(made_at) > CODES_DOWNLOAD_WINDOW;
-    if expired || new.device == device.to_string() {
-        session
-            .remove_value(CODES_SESSION_KEY)
-            .await
-            .map_err(session_error)?;
-    }
-    Ok((!expired && new.device == device.to_string()).then_some(new))
-}
-
-/// Drops new codes from the session, if it has any.
-async fn forget_codes(session: &Session) -> Result<(), Error> {
-    // Looked at first: removing marks the session changed, and it would be saved for nothing.
-    let present = session
-        .get_value(CODES_SESSION_KEY)
-        .await
-        .map_err(session_error)?
-        .is_some();
-    if present {
-        session
-            .remove_value(CODES_SESSION_KEY)
-            .await
-            .map_err(session_error)?;
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
 // The pages.
 
 /// The routes of the device pages, merged into the app's router (paths are absolute).
@@ -860,7 +769,6 @@ pub fn routes() -> Router<AppState> {
         .route(&device("confirm"), get(confirm_page).post(confirm_submit))
         .route(&device("resend"), post(resend))
         .route(&device("qr.svg"), get(qr_svg))
-        .route(&device("codes.txt"), get(codes_txt))
         .route(&device("regenerate"), post(regenerate))
         .route(&device("rename"), post(rename_submit))
         .route(&device("remove"), post(remove_submit))
@@ -1152,7 +1060,19 @@ async fn codes_page(
         .collect();
     let plain: Zeroizing<Vec<String>> =
         Zeroizing::new(shown.iter().map(|code| code.to_string()).collect());
-    keep_codes(owner.otp.session(), &device.id, &plain).await?;
+    let mut text = Zeroizing::new(format!(
+        "Backup codes of {} at {}\nEach code works once. Keep them somewhere safe.\n\n",
+        owner.user.username, state.config.site_name
+    ));
+    for code in plain.iter() {
+        text.push_str(code);
+        text.push('\n');
+    }
+    // The download is in the page: the codes are kept nowhere for a later request.
+    let download_url = Zeroizing::new(format!(
+        "data:text/plain;charset=utf-8,{}",
+        encode_query_value(&text)
+    ));
     let page = state.page(&owner.otp).await?;
     Ok(state.render(
         "backup_codes.html",
@@ -1162,8 +1082,7 @@ async fn codes_page(
             device => DeviceInfo::new(state, device)?,
             codes => &*plain,
             replaced,
-            download_url => format!("{}/codes.txt", device_url(&device.id)),
-            download_minutes => CODES_DOWNLOAD_WINDOW.as_secs() / 60,
+            download_url => &*download_url,
         },
     ))
 }
@@ -1194,46 +1113,6 @@ async fn regenerate(
         Ok(codes) => codes_page(&state, &owner, &device, &codes, true).await,
         Err(failure) => refused_on_list(&state, &owner, failure).await,
     }
-}
-
-async fn codes_txt(
-    State(state): State<AppState>,
-    owner: Owner,
-    path: Result<Path<(String, String)>, PathRejection>,
-) -> Reply {
-    let device = path_device(&state, &owner, path).await?;
-    let Some(new) = take_codes(owner.otp.session(), &device.id).await? else {
-        return Ok(state
-            .error_page(
-                &owner.otp,
-                StatusCode::NOT_FOUND,
-                "The codes cannot be downloaded",
-                "Backup codes can be downloaded once, within a few minutes of being made, \
-                 before another page is opened. Generate new codes if you did not keep these.",
-                Some(URLS.devices),
-            )
-            .await);
-    };
-    let mut text = Zeroizing::new(format!(
-        "Backup codes of {} at {}\nEach code works once. Keep them somewhere safe.\n\n",
-        owner.user.username, state.config.site_name
-    ));
-    for code in &new.codes {
-        text.push_str(code);
-        text.push('\n');
-    }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"backup-codes.txt\"",
-            ),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        text.to_string(),
-    )
-        .into_response())
 }
 
 #[derive(Default, Deserialize)]
