@@ -97,6 +97,7 @@ mod redirect;
 mod session;
 mod session_store;
 mod state;
+pub mod step_up;
 mod templates;
 mod web;
 
@@ -113,7 +114,11 @@ pub use layer::{OtpLayer, OtpService};
 pub use redirect::safe_next;
 pub use session::{SESSION_COOKIE, session_layer};
 pub use session_store::SqlSessionStore;
-pub use state::{DEVICE_ID_SESSION_KEY, OtpState, VERIFIED_AT_SESSION_KEY, login, unverify};
+pub use state::{
+    DEVICE_ID_SESSION_KEY, OtpState, VERIFIED_AT_SESSION_KEY, VERIFIED_SEEN_AT_SESSION_KEY, login,
+    unverify,
+};
+pub use step_up::StepUp;
 pub use web::{OtpWeb, WebConfig};
 
 /// Characters percent-encoded in a query value.

@@ -15,6 +15,9 @@ use crate::{OtpWeb, WebError};
 pub const DEVICE_ID_SESSION_KEY: &str = "otp_device_id";
 /// The session key of the time of verification (milliseconds since the epoch).
 pub const VERIFIED_AT_SESSION_KEY: &str = "otp_verified_at";
+/// The session key of the last noted request of a verified session (milliseconds since the
+/// epoch), for [`WebConfig::max_verification_idle`](crate::WebConfig::max_verification_idle).
+pub const VERIFIED_SEEN_AT_SESSION_KEY: &str = "otp_verified_seen_at";
 /// The session key of a login whose password passed and whose second factor is awaited.
 pub(crate) const PENDING_SESSION_KEY: &str = "otp_pending_login";
 
@@ -106,14 +109,32 @@ async fn resolve(
             .filter(|d| d.confirmed),
         Err(_) => None,
     };
+    let now = web.now();
     let lapsed = match (web.config().max_verification_age, verified_at) {
-        (Some(max_age), Some(at)) => web.now().since(at) > max_age,
+        (Some(max_age), Some(at)) => now.since(at) > max_age,
         (Some(_), None) => true,
         (None, _) => false,
     };
-    if device.is_none() || lapsed {
+    let idle = match (web.config().max_verification_idle, verified_at) {
+        (Some(max_idle), Some(at)) => {
+            let seen_at = session
+                .get::<i64>(VERIFIED_SEEN_AT_SESSION_KEY)
+                .await?
+                .map_or(at, Timestamp::from_unix_millis);
+            let quiet = now.since(seen_at);
+            if quiet <= max_idle && quiet > (max_idle / 10).min(Duration::from_secs(60)) {
+                session
+                    .insert(VERIFIED_SEEN_AT_SESSION_KEY, now.unix_millis())
+                    .await?;
+            }
+            quiet > max_idle
+        }
+        _ => false,
+    };
+    if device.is_none() || lapsed || idle {
         session.remove_value(DEVICE_ID_SESSION_KEY).await?;
         session.remove_value(VERIFIED_AT_SESSION_KEY).await?;
+        session.remove_value(VERIFIED_SEEN_AT_SESSION_KEY).await?;
         return Ok(OtpState {
             user_key,
             ..OtpState::default()
@@ -152,6 +173,7 @@ pub(crate) async fn login_at(
     session
         .insert(VERIFIED_AT_SESSION_KEY, now.unix_millis())
         .await?;
+    session.remove_value(VERIFIED_SEEN_AT_SESSION_KEY).await?;
     session.cycle_id().await?;
     Ok(true)
 }

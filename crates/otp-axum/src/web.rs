@@ -30,6 +30,13 @@ pub struct WebConfig {
     pub partial_login_timeout: Duration,
     /// How long a verification lasts, if not as long as the session (default: as long).
     pub max_verification_age: Option<Duration>,
+    /// How long a verified session may go without a request before its verification lapses
+    /// (default: no limit). Requests are noted at most once a minute (once a tenth of this, if
+    /// shorter), so that a busy session is not written on every request.
+    pub max_verification_idle: Option<Duration>,
+    /// How recent a verification must be for a change to the account's second factor or
+    /// password (default 5 minutes; see [`step_up`](crate::step_up)).
+    pub step_up_window: Duration,
     /// Origins besides the request's own that may post JSON (for example a front end on
     /// another port), written `scheme://host[:port]`.
     pub allowed_origins: Vec<String>,
@@ -48,6 +55,8 @@ impl Default for WebConfig {
             default_redirect: "/".into(),
             partial_login_timeout: Duration::from_secs(600),
             max_verification_age: None,
+            max_verification_idle: None,
+            step_up_window: Duration::from_secs(300),
             allowed_origins: Vec::new(),
             template_dir: None,
             site_name: "Sign in".into(),

@@ -26,6 +26,7 @@ store_tests!(
     a_missing_session_layer_is_a_500_that_names_it,
     login_refuses_another_users_device_and_an_unconfirmed_one,
     a_verification_lapses_after_the_maximum_age,
+    a_verification_lapses_when_idle,
     a_nested_guard_puts_the_full_path_in_next,
     unverify_drops_the_verification_and_cycles_the_id,
 );
@@ -335,6 +336,28 @@ async fn login_refuses_another_users_device_and_an_unconfirmed_one(db: TestDb) {
         whoami(&client).await,
         json!({ "user": "u-bob", "authenticated": true, "verified": false, "device": null })
     );
+}
+
+/// A verified session left without a request for longer than the idle limit loses its
+/// verification; one in use keeps it (NIST SP 800-63B AAL2: 30 minutes idle).
+async fn a_verification_lapses_when_idle(db: TestDb) {
+    let app = TestApp::builder(db)
+        .config(|config| config.max_verification_idle = Some(Duration::from_secs(30 * 60)))
+        .build()
+        .await;
+    let device = app.totp_device("u-alice", "phone").await;
+    let client = app.client().await;
+    log_in_verified(&app, &client, "alice", &device).await;
+
+    // A request every 20 minutes for two hours: still verified.
+    for _ in 0..6 {
+        app.advance(Duration::from_secs(20 * 60));
+        assert_eq!(me(&client).await["verified"], true);
+    }
+    // Then 30 minutes and a second without one: the verification lapses.
+    app.advance(Duration::from_secs(30 * 60 + 1));
+    assert_eq!(me(&client).await["verified"], false);
+    assert_otp_required_json(&client.get("/protected").await, "idle");
 }
 
 async fn a_verification_lapses_after_the_maximum_age(db: TestDb) {

@@ -776,7 +776,8 @@ async fn rename_remove_and_the_last_device_needs_a_fresh_factor(db: &TestDb) {
         app.device(&pending_id).await.unwrap().name,
         "Authenticator app"
     );
-    app.age_verification(&carol, Duration::from_secs(3600))
+    // Older than the step-up window (5 minutes), within the idle limit (30 minutes).
+    app.age_verification(&carol, Duration::from_secs(6 * 60))
         .await;
     let list = carol.get("/account/devices").await;
     list.status(200, "a stale but verified session still sees the list");
@@ -786,19 +787,14 @@ async fn rename_remove_and_the_last_device_needs_a_fresh_factor(db: &TestDb) {
     removed.status(303, "remove an unconfirmed device");
     assert_eq!(removed.location(), "/account/devices?done=removed");
     assert!(app.device(&pending_id).await.is_none());
-    // Nor is a confirmed one that is not the last.
-    carol
+    // A confirmed one, even when it is not the last, needs a fresh verification.
+    let stale = carol
         .submit(&list, &format!("/account/devices/{hotp_id}/remove"), &[])
-        .await
-        .status(303, "remove a device that is not the last");
-    assert!(app.device(&hotp_id).await.is_none());
-    // The last confirmed device: verify again first.
+        .await;
+    stale.status(303, "remove a confirmed device with a stale verification");
+    assert_eq!(stale.location(), "/account/verify?next=/account/devices");
+    assert!(app.device(&hotp_id).await.is_some());
     let list = carol.get("/account/devices").await;
-    assert!(
-        list.body.contains("This is your last confirmed device"),
-        "{}",
-        list.body
-    );
     assert!(
         list.body.contains("You will be asked to verify"),
         "{}",
@@ -825,6 +821,17 @@ async fn rename_remove_and_the_last_device_needs_a_fresh_factor(db: &TestDb) {
     let list = carol.get("/account/devices").await;
     assert!(
         !list.body.contains("You will be asked to verify"),
+        "{}",
+        list.body
+    );
+    carol
+        .submit(&list, &format!("/account/devices/{hotp_id}/remove"), &[])
+        .await
+        .status(303, "remove a confirmed device with a fresh verification");
+    assert!(app.device(&hotp_id).await.is_none());
+    let list = carol.get("/account/devices").await;
+    assert!(
+        list.body.contains("This is your last confirmed device"),
         "{}",
         list.body
     );
@@ -1268,7 +1275,7 @@ async fn enrolment_over_json(db: &TestDb) {
         .unwrap();
     assert_eq!(codes["codes_remaining"], 5);
 
-    // Removal; with a stale verification, only the last confirmed device is held back.
+    // Removal; with a stale verification, only unconfirmed devices go.
     henry
         .json(Method::DELETE, &format!("/api/v1/devices/{hotp_id}"), None)
         .await
@@ -1284,16 +1291,17 @@ async fn enrolment_over_json(db: &TestDb) {
     stale.status(403, "new codes with a stale verification");
     assert_eq!(stale.json()["error"], "fresh_verification_required");
     for other in [&email_id, &static_id] {
-        henry
+        let refused = henry
             .json(Method::DELETE, &format!("/api/v1/devices/{other}"), None)
-            .await
-            .status(204, "remove a device that is not the last");
+            .await;
+        refused.status(403, "a confirmed device with a stale verification");
+        assert_eq!(refused.json()["error"], "fresh_verification_required");
     }
     let last = henry.json(Method::DELETE, &device_url, None).await;
     last.status(403, "the last device with a stale verification");
     assert_eq!(last.json()["error"], "fresh_verification_required");
-    assert_eq!(app.device_count(&henry_key).await, 1);
-    // Verified again over JSON, the last device goes. The code is of a step after the
+    assert_eq!(app.device_count(&henry_key).await, 3);
+    // Verified again over JSON, the devices go. The code is of a step after the
     // confirmation's, and in the window even when the confirmation was checked in the next step
     // (the server then learned a drift of one step back).
     let later = (confirmed_at + 30).max(now());
@@ -1304,6 +1312,12 @@ async fn enrolment_over_json(db: &TestDb) {
         )
         .await
         .status(200, "verify again");
+    for other in [&email_id, &static_id] {
+        henry
+            .json(Method::DELETE, &format!("/api/v1/devices/{other}"), None)
+            .await
+            .status(204, "a confirmed device with a fresh verification");
+    }
     henry
         .json(Method::DELETE, &device_url, None)
         .await
@@ -1330,6 +1344,137 @@ async fn a_user_has_at_most_twenty_devices(db: &TestDb) {
     app.close().await;
 }
 
+/// The step-up rule (security review, issue 10, finding 2): a session verified long ago, or
+/// stolen, cannot add a device of its own, nor, having added one while it was fresh, use that
+/// device to become fresh again and regenerate or remove the owner's devices or change the
+/// password.
+async fn a_stale_session_cannot_take_over_the_second_factor(db: &TestDb) {
+    let app = App::start(db).await;
+    let vera_key = app.user("vera", Some("vera@example.com")).await;
+    let vera_secret = Secret::generate();
+    let phone = app
+        .state
+        .otp()
+        .create_totp_device(
+            &vera_key,
+            "Phone",
+            Some(vera_secret.clone()),
+            TotpOptions::default(),
+            true,
+        )
+        .await
+        .unwrap();
+    let (codes, _) = app
+        .state
+        .otp()
+        .create_backup_codes(&vera_key, "Paper", None)
+        .await
+        .unwrap();
+    let mut thief = app.browser();
+    thief.log_in_json("vera").await.status(200, "password");
+    let start = now();
+    thief
+        .post_json(
+            "/api/v1/otp/verify",
+            json!({ "device": phone.id.to_string(), "token": totp_at(&vera_secret, start) }),
+        )
+        .await
+        .status(200, "the owner's second factor");
+    let devices_before = app.device_count(&vera_key).await;
+
+    // Verified long ago: nothing may be added, over JSON or on the pages.
+    app.age_verification(&thief, Duration::from_secs(6 * 60))
+        .await;
+    for (path, body) in [
+        ("/api/v1/devices/totp", json!({})),
+        ("/api/v1/devices/hotp", json!({})),
+        (
+            "/api/v1/devices/email",
+            json!({ "email": "thief@example.com" }),
+        ),
+    ] {
+        let refused = thief.post_json(path, body).await;
+        refused.status(403, &format!("{path} with a stale verification"));
+        assert_eq!(refused.json()["error"], "fresh_verification_required");
+    }
+    let list = thief.get("/account/devices").await;
+    list.status(200, "the list");
+    let refused = thief.submit(&list, "/account/devices/totp", &[]).await;
+    refused.status(303, "add on the page with a stale verification");
+    assert_eq!(refused.location(), "/account/verify?next=/account/devices");
+    assert_eq!(app.device_count(&vera_key).await, devices_before);
+    let password = thief
+        .submit(
+            &list,
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new passphrase"),
+                ("new_password_confirm", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    password.status(303, "a password change with a stale verification");
+    assert_eq!(
+        password.location(),
+        "/account/verify?next=/account/password"
+    );
+
+    // Fresh for a moment (say, just stolen): a device of the thief's is added and confirmed.
+    thief
+        .post_json(
+            "/api/v1/otp/verify",
+            json!({ "device": phone.id.to_string(), "token": totp_at(&vera_secret, start + 30) }),
+        )
+        .await
+        .status(200, "verified again");
+    let added = thief.post_json("/api/v1/devices/totp", json!({})).await;
+    added.status(201, "a fresh session adds a device");
+    let thiefs_id = added.json()["id"].as_str().unwrap().to_owned();
+    let thiefs_secret = Secret::from_base32(added.json()["secret"].as_str().unwrap()).unwrap();
+    let confirmed_at = now();
+    thief
+        .post_json(
+            &format!("/api/v1/devices/{thiefs_id}/confirm"),
+            json!({ "token": totp_at(&thiefs_secret, confirmed_at) }),
+        )
+        .await
+        .status(200, "and confirms it");
+
+    // Later, the thief's own device makes the session verified, but never fresh for changes.
+    app.age_verification(&thief, Duration::from_secs(6 * 60))
+        .await;
+    thief
+        .post_json(
+            "/api/v1/otp/verify",
+            json!({ "device": thiefs_id, "token": totp_at(&thiefs_secret, confirmed_at + 30) }),
+        )
+        .await
+        .status(200, "the thief's device verifies the session");
+    assert_eq!(thief.api_me().await["verified"], Value::Bool(true));
+    let regenerate = thief
+        .json(
+            Method::POST,
+            &format!("/api/v1/devices/{}/regenerate", codes.id),
+            None,
+        )
+        .await;
+    regenerate.status(403, "new codes, verified by a device this session enrolled");
+    assert_eq!(regenerate.json()["error"], "fresh_verification_required");
+    for id in [phone.id.to_string(), codes.id.to_string()] {
+        let removal = thief
+            .json(Method::DELETE, &format!("/api/v1/devices/{id}"), None)
+            .await;
+        removal.status(403, &format!("removing the owner's {id}"));
+        assert_eq!(removal.json()["error"], "fresh_verification_required");
+    }
+    let another = thief.post_json("/api/v1/devices/hotp", json!({})).await;
+    another.status(403, "another device");
+    assert!(app.device(&phone.id.to_string()).await.is_some());
+    assert!(app.device(&codes.id.to_string()).await.is_some());
+    app.close().await;
+}
+
 /// Runs an async scenario on a runtime of its own (the PostgreSQL database is made and
 /// dropped outside it).
 fn run<'a, F>(db: &'a TestDb, scenario: impl FnOnce(&'a TestDb) -> F)
@@ -1349,4 +1494,5 @@ crate::database_tests!(
     email_through_the_pages,
     enrolment_over_json,
     a_user_has_at_most_twenty_devices,
+    a_stale_session_cannot_take_over_the_second_factor,
 );

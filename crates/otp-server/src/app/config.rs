@@ -16,6 +16,9 @@
 //! | `OTP_ALLOWED_ORIGINS` | `[server] allowed_origins` | other origins (`scheme://host[:port]`) allowed to post JSON: comma-separated, or a TOML array | none |
 //! | `OTP_RATE_LIMIT_PER_MINUTE` | `[server] rate_limit_per_minute` | posts to the login endpoints, and to the verification endpoints, that one client (IP address) may make at once and then per minute, 0 (no limit) to 100000; more get 429 | 60 |
 //! | `OTP_RATE_LIMIT_SHARED` | `[server] rate_limit_shared` | boolean: the rate limit's budgets are kept in the database, so that every server on it counts each client's requests together, instead of in each server's memory (one statement per allowed request; a refused client is then refused from memory until its wait ends) | `true` on PostgreSQL, `false` on SQLite |
+//! | `OTP_STEP_UP_SECONDS` | `[server] step_up_seconds` | how recent the session's second factor must be, by a device the session did not enrol, to add, confirm or remove a device, make new backup codes or change the password ([`otp_axum::step_up`]), 30 to 86400 | 300 |
+//! | `OTP_VERIFICATION_MAX_AGE_SECONDS` | `[server] verification_max_age_seconds` | a session's second factor lapses this long after it was given (NIST SP 800-63B AAL2: 12 hours), 60 to 2592000 | 43200 |
+//! | `OTP_VERIFICATION_IDLE_SECONDS` | `[server] verification_idle_seconds` | a session's second factor lapses after this long without a request (AAL2: 30 minutes), 0 (never) to 2592000 | 1800 |
 //! | `OTP_TRUST_FORWARDED_FOR` | `[server] trust_forwarded_for` | boolean: the client of the rate limit is the last `X-Forwarded-For` address (turn on only behind one reverse proxy that sets it) | `false` |
 //!
 //! The framework's own settings (`OTP_TOTP_ISSUER`, `[totp] issuer`, `OTP_FAILURE_BUDGET`,
@@ -85,6 +88,12 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// How long a request may take by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How recent a verification must be for a change to the second factor, by default.
+pub const DEFAULT_STEP_UP: Duration = Duration::from_secs(5 * 60);
+/// How long a verification lasts by default (NIST SP 800-63B AAL2 re-authentication).
+pub const DEFAULT_VERIFICATION_MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);
+/// How long a verified session may stay idle by default (AAL2).
+pub const DEFAULT_VERIFICATION_IDLE: Duration = Duration::from_secs(30 * 60);
 /// Login attempts, and verification attempts, per client and minute by default.
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
 
@@ -125,6 +134,12 @@ pub struct ServerConfig {
     /// Whether the rate limit's client is the last `X-Forwarded-For` address rather than the
     /// peer (behind one trusted reverse proxy).
     pub trust_forwarded_for: bool,
+    /// How recent a verification must be for a change to the second factor or the password.
+    pub step_up_window: Duration,
+    /// How long a verification lasts.
+    pub verification_max_age: Duration,
+    /// How long a verified session may stay idle; `None` for as long as it lasts.
+    pub verification_idle: Option<Duration>,
     /// How often expired sessions are deleted (not a setting: 60 seconds).
     pub session_cleanup_interval: Duration,
     /// The framework's settings.
@@ -156,6 +171,9 @@ impl fmt::Debug for ServerConfig {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("rate_limit_shared", &self.rate_limit_shared)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("step_up_window", &self.step_up_window)
+            .field("verification_max_age", &self.verification_max_age)
+            .field("verification_idle", &self.verification_idle)
             .field("session_cleanup_interval", &self.session_cleanup_interval)
             .field("settings", &self.settings)
             .finish()
@@ -180,6 +198,9 @@ impl Default for ServerConfig {
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             rate_limit_shared: None,
             trust_forwarded_for: false,
+            step_up_window: DEFAULT_STEP_UP,
+            verification_max_age: DEFAULT_VERIFICATION_MAX_AGE,
+            verification_idle: Some(DEFAULT_VERIFICATION_IDLE),
             session_cleanup_interval: Duration::from_secs(60),
             settings: Settings::default(),
         }
@@ -264,6 +285,18 @@ const TRUST_FORWARDED_FOR: Key = Key {
     env: "OTP_TRUST_FORWARDED_FOR",
     toml: "trust_forwarded_for",
 };
+const STEP_UP: Key = Key {
+    env: "OTP_STEP_UP_SECONDS",
+    toml: "step_up_seconds",
+};
+const VERIFICATION_MAX_AGE: Key = Key {
+    env: "OTP_VERIFICATION_MAX_AGE_SECONDS",
+    toml: "verification_max_age_seconds",
+};
+const VERIFICATION_IDLE: Key = Key {
+    env: "OTP_VERIFICATION_IDLE_SECONDS",
+    toml: "verification_idle_seconds",
+};
 /// Every key of `[server]`, for the unknown-key check.
 const KEYS: &[&Key] = &[
     &ADDR,
@@ -280,6 +313,9 @@ const KEYS: &[&Key] = &[
     &RATE_LIMIT,
     &RATE_LIMIT_SHARED,
     &TRUST_FORWARDED_FOR,
+    &STEP_UP,
+    &VERIFICATION_MAX_AGE,
+    &VERIFICATION_IDLE,
 ];
 
 fn invalid(name: impl Into<String>, problem: impl Into<String>) -> Error {
@@ -378,6 +414,10 @@ struct Layer {
     rate_limit_per_minute: Option<u32>,
     rate_limit_shared: Option<bool>,
     trust_forwarded_for: Option<bool>,
+    step_up: Option<Duration>,
+    verification_max_age: Option<Duration>,
+    /// `Some(None)`: never.
+    verification_idle: Option<Option<Duration>>,
 }
 
 impl Layer {
@@ -480,6 +520,18 @@ impl Layer {
             }
             "rate_limit_shared" => self.rate_limit_shared = Some(raw.boolean(name)?),
             "trust_forwarded_for" => self.trust_forwarded_for = Some(raw.boolean(name)?),
+            "step_up_seconds" => {
+                let secs = raw.integer(name, 30..=86_400, "whole seconds")?;
+                self.step_up = Some(Duration::from_secs(secs));
+            }
+            "verification_max_age_seconds" => {
+                let secs = raw.integer(name, 60..=2_592_000, "whole seconds")?;
+                self.verification_max_age = Some(Duration::from_secs(secs));
+            }
+            "verification_idle_seconds" => {
+                let secs = raw.integer(name, 0..=2_592_000, "whole seconds (0: never)")?;
+                self.verification_idle = Some((secs > 0).then(|| Duration::from_secs(secs)));
+            }
             other => unreachable!("no setting {other}"),
         }
         Ok(())
@@ -502,6 +554,9 @@ impl Layer {
             rate_limit_per_minute: self.rate_limit_per_minute.or(lower.rate_limit_per_minute),
             rate_limit_shared: self.rate_limit_shared.or(lower.rate_limit_shared),
             trust_forwarded_for: self.trust_forwarded_for.or(lower.trust_forwarded_for),
+            step_up: self.step_up.or(lower.step_up),
+            verification_max_age: self.verification_max_age.or(lower.verification_max_age),
+            verification_idle: self.verification_idle.or(lower.verification_idle),
         }
     }
 }
@@ -672,6 +727,13 @@ impl ServerConfig {
             trust_forwarded_for: layer
                 .trust_forwarded_for
                 .unwrap_or(defaults.trust_forwarded_for),
+            step_up_window: layer.step_up.unwrap_or(defaults.step_up_window),
+            verification_max_age: layer
+                .verification_max_age
+                .unwrap_or(defaults.verification_max_age),
+            verification_idle: layer
+                .verification_idle
+                .unwrap_or(defaults.verification_idle),
             session_cleanup_interval: defaults.session_cleanup_interval,
             settings,
         })
@@ -728,6 +790,9 @@ mod tests {
         assert_eq!(config.request_timeout, Duration::from_secs(30));
         assert_eq!(config.rate_limit_per_minute, 60);
         assert!(!config.trust_forwarded_for);
+        assert_eq!(config.step_up_window, Duration::from_secs(300));
+        assert_eq!(config.verification_max_age, Duration::from_secs(12 * 3600));
+        assert_eq!(config.verification_idle, Some(Duration::from_secs(30 * 60)));
         assert!(config.secret_key.is_none() && config.smtp_url.is_none());
         // The rate limit's budgets: shared through PostgreSQL, in memory with SQLite.
         assert_eq!(config.rate_limit_shared, None);
@@ -738,6 +803,26 @@ mod tests {
         )
         .unwrap();
         assert!(postgres.rate_limit_is_shared());
+    }
+
+    #[test]
+    fn verification_lifetimes() {
+        let file = "[server]\nstep_up_seconds = 60\nverification_idle_seconds = 120";
+        let config = ServerConfig::from_sources(
+            Some(file),
+            env(&[
+                ("OTP_VERIFICATION_MAX_AGE_SECONDS", "3600"),
+                ("OTP_VERIFICATION_IDLE_SECONDS", "0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.step_up_window, Duration::from_secs(60));
+        assert_eq!(config.verification_max_age, Duration::from_secs(3600));
+        assert_eq!(config.verification_idle, None, "0: never idle");
+        assert_eq!(
+            error(None, &[("OTP_STEP_UP_SECONDS", "5")]),
+            r#"invalid setting OTP_STEP_UP_SECONDS: expected whole seconds from 30 to 86400, got "5""#
+        );
     }
 
     #[test]
@@ -812,7 +897,8 @@ mod tests {
                 "invalid setting server.sinup: unknown setting; the [server] table takes addr, \
                  database_url, signup, secure_cookies, admin_hide_sensitive_data, site_name, \
                  key_file, smtp_url, body_limit, request_timeout, allowed_origins, \
-                 rate_limit_per_minute, rate_limit_shared, trust_forwarded_for",
+                 rate_limit_per_minute, rate_limit_shared, trust_forwarded_for, step_up_seconds, \
+                 verification_max_age_seconds, verification_idle_seconds",
             ),
             (
                 Some("[server]\nsignup = \"no\""),

@@ -490,6 +490,9 @@ async fn assemble(
     let web_config = WebConfig {
         site_name: config.site_name.clone(),
         allowed_origins: config.allowed_origins.clone(),
+        step_up_window: config.step_up_window,
+        max_verification_age: Some(config.verification_max_age),
+        max_verification_idle: config.verification_idle,
         ..WebConfig::default()
     };
     let web = OtpWeb::with_config(otp, SessionAccounts::new(users.clone()), web_config)?;

@@ -28,12 +28,14 @@
 //!   enrol their first device with the password alone.
 //! - A device id that is malformed, unknown or another user's is a 404, whatever is asked of
 //!   it: another user's device is never shown, changed or told apart from a missing one.
-//! - Removing the last confirmed device, and new backup codes, need a **fresh** second factor:
-//!   a session verified within [`FRESH_VERIFICATION`]. Otherwise the user is sent to
-//!   `/account/verify`, which verifies the session again (and cycles its id) and comes back.
-//!   A session left open, verified hours ago, cannot so switch two-factor off or read new
-//!   codes. Removing an unconfirmed device never needs it, nor does anything for a user
-//!   without a confirmed device (there is nothing to verify with).
+//! - Every change to the second factor (adding a device, confirming one, removing a confirmed
+//!   one, new backup codes) follows the library's [step-up rule](otp_axum::step_up): the
+//!   session must have been verified within `OTP_STEP_UP_SECONDS` (5 minutes) by a device it
+//!   did not enrol itself. Otherwise the user is sent to `/account/verify`, which verifies the
+//!   session again (and cycles its id) and comes back. A session left open, verified hours
+//!   ago, or stolen, cannot so add its own device and then switch the owner's off. Renaming
+//!   and removing an unconfirmed device never need it, nor does anything for a user without a
+//!   confirmed device (there is nothing to verify with).
 //! - Confirming a device does not refresh the session's verification: a code of a device the
 //!   user has just added proves nothing about the session. Only the **first** confirmed
 //!   device (a new TOTP, HOTP or email device confirmed with its code, or new backup codes) of
@@ -58,8 +60,6 @@
 //!
 //! A user has at most [`MAX_DEVICES`] devices, confirmed or not, and one set of backup codes.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Form, FromRequestParts, Path, Query, State};
@@ -69,8 +69,8 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use otp_axum::{FlowError, OtpSession};
 use otp_core::{
-    BackupCode, ChallengeOutcome, Clock, Device, DeviceId, HotpOptions, NotAllowedReason,
-    SystemClock, Timestamp, TotpOptions, VerifyOutcome,
+    BackupCode, ChallengeOutcome, Device, DeviceId, HotpOptions, NotAllowedReason, Timestamp,
+    TotpOptions, VerifyOutcome,
 };
 use otp_oath::OtpAuthUri;
 use serde::{Deserialize, Serialize};
@@ -80,10 +80,6 @@ use super::{bad_form, see_other};
 use crate::app::templates::{DEVICES_CSS, URLS};
 use crate::app::{AppState, CurrentUser, Error, Reply, User, encode_query_value, no_store};
 use crate::dates::utc_minutes;
-
-/// How recent the session's verification must be to remove the last confirmed device or to
-/// make new backup codes: 5 minutes.
-pub const FRESH_VERIFICATION: Duration = Duration::from_secs(5 * 60);
 
 /// The most devices a user may have, confirmed or not.
 pub const MAX_DEVICES: usize = 20;
@@ -113,19 +109,26 @@ impl Owner {
         self.user.key()
     }
 
-    /// Whether an action that needs a fresh second factor must first get one.
-    pub(crate) fn needs_fresh_factor(&self) -> bool {
-        self.has_confirmed && !is_fresh(&self.otp)
+    /// Whether the session may change the user's second factor now (the library's
+    /// [step-up rule](otp_axum::step_up)).
+    pub(crate) async fn may_change_devices(&self) -> Result<bool, Error> {
+        Ok(self.otp.step_up().await?.allows_change())
+    }
+
+    /// [`Refusal::FreshVerificationRequired`] unless the session may change the user's
+    /// second factor now.
+    pub(crate) async fn require_step_up(&self) -> Result<(), Failure> {
+        if self.may_change_devices().await? {
+            Ok(())
+        } else {
+            Err(Refusal::FreshVerificationRequired.into())
+        }
     }
 }
 
-/// Whether the session was verified within [`FRESH_VERIFICATION`].
-pub(crate) fn is_fresh(otp: &OtpSession) -> bool {
-    otp.is_verified()
-        && otp
-            .state()
-            .verified_at
-            .is_some_and(|at| SystemClock.now().since(at) <= FRESH_VERIFICATION)
+/// The step-up window in whole minutes (at least 1), for messages.
+pub(crate) fn step_up_minutes(otp: &OtpSession) -> u64 {
+    (otp.web().config().step_up_window.as_secs() / 60).max(1)
 }
 
 /// The outcome of the access rule for a logged-in user.
@@ -181,7 +184,7 @@ impl FromRequestParts<AppState> for Owner {
 }
 
 /// The redirect to the verification page, which comes back to `next`.
-fn to_verify(otp: &OtpSession, next: &str) -> Response {
+pub(crate) fn to_verify(otp: &OtpSession, next: &str) -> Response {
     let field = &otp.web().config().redirect_field;
     let to = format!("{}?{field}={}", URLS.verify, encode_query_value(next));
     no_store(Redirect::to(&to).into_response())
@@ -208,7 +211,7 @@ pub(crate) enum Refusal {
     InvalidCount,
     /// The device is confirmed already.
     AlreadyConfirmed,
-    /// The session's verification is too old for this.
+    /// The session must verify again (the step-up rule) for this.
     FreshVerificationRequired,
     /// A refusal of the verification flows: a wrong code, throttling, a cooldown.
     Flow(FlowError),
@@ -260,11 +263,10 @@ impl Refusal {
             Self::InvalidEmail => "The email address is not valid.".into(),
             Self::InvalidCount => "The number of backup codes must be 1 to 100.".into(),
             Self::AlreadyConfirmed => "This device is set up already.".into(),
-            Self::FreshVerificationRequired => format!(
-                "Please verify it's you again: this needs a second factor from the last {} \
-                 minutes.",
-                FRESH_VERIFICATION.as_secs() / 60
-            ),
+            Self::FreshVerificationRequired => "Please verify it's you again, with a device \
+                 you had before this session: changes to your second factor need a recent \
+                 verification."
+                .into(),
             Self::Flow(flow) => match flow.retry_after() {
                 Some(seconds) => format!("{} (Wait {seconds} s.)", flow.message()),
                 None => flow.message(),
@@ -465,6 +467,7 @@ pub(crate) async fn create_secret_device(
     kind: SecretKind,
     name: Option<&str>,
 ) -> Result<Device, Failure> {
+    owner.require_step_up().await?;
     check_room(state, owner).await?;
     let name = device_name(name, kind.name());
     let key = owner.key();
@@ -479,6 +482,7 @@ pub(crate) async fn create_secret_device(
                 .await?
         }
     };
+    owner.otp.record_enrolment(&device.id).await?;
     tracing::info!(user = %key, device = %device.id, "device added, awaiting confirmation");
     Ok(device)
 }
@@ -542,6 +546,7 @@ pub(crate) async fn create_email_device(
     address: &str,
     name: Option<&str>,
 ) -> Result<Device, Failure> {
+    owner.require_step_up().await?;
     check_room(state, owner).await?;
     let name = device_name(name, "email");
     let key = owner.key();
@@ -549,6 +554,7 @@ pub(crate) async fn create_email_device(
         .otp()
         .create_email_device(&key, &name, address.trim(), false)
         .await?;
+    owner.otp.record_enrolment(&device.id).await?;
     tracing::info!(user = %key, device = %device.id, "email device added, awaiting confirmation");
     Ok(device)
 }
@@ -605,6 +611,7 @@ pub(crate) async fn confirm(
     if device.confirmed {
         return Err(Refusal::AlreadyConfirmed.into());
     }
+    owner.require_step_up().await?;
     let token = token.trim();
     if token.is_empty() {
         return Err(FlowError::TokenRequired.into());
@@ -657,6 +664,7 @@ pub(crate) async fn create_backup_codes(
     name: Option<&str>,
     count: Option<usize>,
 ) -> Result<(Device, Vec<BackupCode>), Failure> {
+    owner.require_step_up().await?;
     let devices = check_room(state, owner).await?;
     if devices.iter().any(|device| device.kind() == "static") {
         return Err(Refusal::BackupCodesExist.into());
@@ -664,6 +672,7 @@ pub(crate) async fn create_backup_codes(
     let name = device_name(name, "static");
     let key = owner.key();
     let (device, codes) = state.otp().create_backup_codes(&key, &name, count).await?;
+    owner.otp.record_enrolment(&device.id).await?;
     tracing::info!(user = %key, device = %device.id, count = codes.len(), "backup codes made");
     if device.confirmed {
         first_device_verifies(owner, &device).await?;
@@ -687,9 +696,7 @@ pub(crate) async fn regenerate_backup_codes(
     if device.kind() != "static" {
         return Err(Refusal::NotFound.into());
     }
-    if owner.needs_fresh_factor() {
-        return Err(Refusal::FreshVerificationRequired.into());
-    }
+    owner.require_step_up().await?;
     let key = owner.key();
     let codes = state
         .otp()
@@ -718,24 +725,8 @@ pub(crate) async fn rename(
     Ok(device)
 }
 
-/// Whether removing `device` needs a fresh second factor: it is the user's last confirmed
-/// device.
-async fn removal_needs_fresh_factor(
-    state: &AppState,
-    owner: &Owner,
-    device: &Device,
-) -> Result<bool, Error> {
-    if !device.confirmed || !owner.needs_fresh_factor() {
-        return Ok(false);
-    }
-    let confirmed = state
-        .otp()
-        .devices_for_user(&owner.key(), Some(true))
-        .await?;
-    Ok(confirmed.iter().all(|other| other.id == device.id))
-}
-
-/// Removes the user's device; the last confirmed one only with a fresh second factor.
+/// Removes the user's device; a confirmed one only if the session may change the second
+/// factor (the step-up rule). An unconfirmed device is no factor yet: it goes freely.
 ///
 /// # Errors
 ///
@@ -746,8 +737,8 @@ pub(crate) async fn remove(
     owner: &Owner,
     device: &Device,
 ) -> Result<(), Failure> {
-    if removal_needs_fresh_factor(state, owner, device).await? {
-        return Err(Refusal::FreshVerificationRequired.into());
+    if device.confirmed {
+        owner.require_step_up().await?;
     }
     state.otp().remove_device(&device.id).await?;
     tracing::info!(user = %owner.key(), device = %device.id, "device removed");
@@ -946,8 +937,8 @@ async fn devices_page(
             has_backup_codes,
             room => devices.len() < MAX_DEVICES,
             max_devices => MAX_DEVICES,
-            fresh => !owner.needs_fresh_factor(),
-            fresh_minutes => FRESH_VERIFICATION.as_secs() / 60,
+            fresh => owner.may_change_devices().await?,
+            fresh_minutes => step_up_minutes(&owner.otp),
         },
     ))
 }

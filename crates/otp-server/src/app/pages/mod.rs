@@ -215,6 +215,11 @@ async fn password_page(
     State(state): State<AppState>,
     CurrentUser { otp, .. }: CurrentUser,
 ) -> Result<Response, Error> {
+    // A password change follows the step-up rule of the second factor: verified first, so
+    // that the form is not typed in for nothing.
+    if !otp.step_up().await?.allows_change() {
+        return Ok(enrollment::to_verify(&otp, URLS.password));
+    }
     let page = state.page(&otp).await?;
     Ok(state.render("password.html", StatusCode::OK, &page, ()))
 }
@@ -233,6 +238,11 @@ async fn password_submit(
         .await
     {
         return Ok(refused);
+    }
+    // A stolen or long-idle session cannot change the password (and so end the owner's
+    // sessions) without a recent second factor.
+    if !otp.step_up().await?.allows_change() {
+        return Ok(enrollment::to_verify(&otp, URLS.password));
     }
     let refused = |message: String| {
         let state = state.clone();
