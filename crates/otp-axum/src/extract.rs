@@ -124,6 +124,28 @@ impl OtpSession {
         self.request.set(self.state.clone()).await;
     }
 
+    /// Ends every other session of the logged-in user, and every login of theirs that is half
+    /// done, on every server (after a password change, say): the account's session epoch moves
+    /// on, this session takes the new one and a new id. Returns `false` if nobody is logged
+    /// in. The rows of the ended sessions may stay in the session store until they expire
+    /// ([`SqlSessionStore::delete_user_sessions`](crate::SqlSessionStore::delete_user_sessions)
+    /// removes them): they are refused when presented.
+    ///
+    /// # Errors
+    ///
+    /// [`WebError`] if the store or the session fails.
+    pub async fn end_other_sessions(&mut self) -> Result<bool, WebError> {
+        let Some(user) = self.state.user_key.clone() else {
+            return Ok(false);
+        };
+        let epoch = self.web().otp().end_sessions(&user).await?;
+        self.session
+            .insert(crate::state::SESSION_EPOCH_SESSION_KEY, epoch)
+            .await?;
+        self.session.cycle_id().await?;
+        Ok(true)
+    }
+
     /// Reads the state again from the session (after the app logged a user in or out).
     ///
     /// # Errors

@@ -8,7 +8,7 @@ use http::{HeaderValue, StatusCode, header};
 use otp_core::{ChallengeOutcome, DeviceId, NotAllowedReason, VerifyOutcome};
 use serde::Serialize;
 
-use crate::state::{PENDING_SESSION_KEY, PendingLogin, pending_expired};
+use crate::state::{PENDING_SESSION_KEY, PendingLogin, SESSION_EPOCH_SESSION_KEY, pending_expired};
 use crate::{OtpSession, WebError};
 
 /// Why a step of a flow did not succeed. Each has a stable code (django-otp's where it had
@@ -247,11 +247,13 @@ pub(crate) async fn password_step(
     let Some(user_key) = web.accounts().authenticate(username, password).await? else {
         return Err(FlowError::InvalidCredentials.into());
     };
+    let epoch = web.otp().session_epoch(&user_key).await?;
     let devices = device_choices(otp, &user_key).await?;
     if devices.is_empty() {
         web.accounts()
             .log_in(&otp.extensions, &otp.session, &user_key)
             .await?;
+        otp.session.insert(SESSION_EPOCH_SESSION_KEY, epoch).await?;
         otp.session.remove_value(PENDING_SESSION_KEY).await?;
         otp.session.cycle_id().await?;
         otp.assume_user(&user_key).await;
@@ -260,6 +262,7 @@ pub(crate) async fn password_step(
     let pending = PendingLogin {
         user_key,
         started_at: web.now().unix_millis(),
+        epoch,
     };
     otp.session.insert(PENDING_SESSION_KEY, &pending).await?;
     otp.session.cycle_id().await?;
@@ -271,7 +274,11 @@ pub(crate) async fn password_step(
 pub(crate) async fn second_factor_user(otp: &OtpSession) -> Result<(String, Stage), StepError> {
     if let Some(pending) = otp.session.get::<PendingLogin>(PENDING_SESSION_KEY).await? {
         let web = otp.web();
-        if pending_expired(&pending, web.config().partial_login_timeout, web.now()) {
+        if pending_expired(&pending, web.config().partial_login_timeout, web.now())
+            || pending.epoch < web.otp().session_epoch(&pending.user_key).await?
+        {
+            // Too old, or the account's sessions were ended since the password passed (a
+            // password change): the password must be given again.
             otp.session.remove_value(PENDING_SESSION_KEY).await?;
             return Err(FlowError::LoginExpired.into());
         }
@@ -361,10 +368,15 @@ pub(crate) async fn verify_step(
         _ => return Err(FlowError::InvalidToken.into()),
     };
     if stage == Stage::Pending {
+        let epoch = otp
+            .session
+            .remove::<PendingLogin>(PENDING_SESSION_KEY)
+            .await?
+            .map_or(0, |pending| pending.epoch);
         web.accounts()
             .log_in(&otp.extensions, &otp.session, &user_key)
             .await?;
-        otp.session.remove_value(PENDING_SESSION_KEY).await?;
+        otp.session.insert(SESSION_EPOCH_SESSION_KEY, epoch).await?;
         otp.assume_user(&user_key).await;
     }
     // The user changed (pending login) or the verified state did: a new session id either way.

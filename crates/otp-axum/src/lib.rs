@@ -115,8 +115,8 @@ pub use redirect::safe_next;
 pub use session::{SESSION_COOKIE, session_layer};
 pub use session_store::SqlSessionStore;
 pub use state::{
-    DEVICE_ID_SESSION_KEY, OtpState, VERIFIED_AT_SESSION_KEY, VERIFIED_SEEN_AT_SESSION_KEY, login,
-    unverify,
+    DEVICE_ID_SESSION_KEY, OtpState, SESSION_EPOCH_SESSION_KEY, VERIFIED_AT_SESSION_KEY,
+    VERIFIED_SEEN_AT_SESSION_KEY, login, unverify,
 };
 pub use step_up::StepUp;
 pub use web::{OtpWeb, WebConfig};

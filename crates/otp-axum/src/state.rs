@@ -18,6 +18,10 @@ pub const VERIFIED_AT_SESSION_KEY: &str = "otp_verified_at";
 /// The session key of the last noted request of a verified session (milliseconds since the
 /// epoch), for [`WebConfig::max_verification_idle`](crate::WebConfig::max_verification_idle).
 pub const VERIFIED_SEEN_AT_SESSION_KEY: &str = "otp_verified_seen_at";
+/// The session key of the account's session epoch when the user logged in (see
+/// [`Otp::end_sessions`](otp_core::Otp::end_sessions)). A session whose epoch is behind the
+/// account's is ended when it is next used; one without it counts as epoch 0.
+pub const SESSION_EPOCH_SESSION_KEY: &str = "otp_session_epoch";
 /// The session key of a login whose password passed and whose second factor is awaited.
 pub(crate) const PENDING_SESSION_KEY: &str = "otp_pending_login";
 
@@ -27,6 +31,10 @@ pub(crate) const PENDING_SESSION_KEY: &str = "otp_pending_login";
 pub(crate) struct PendingLogin {
     pub(crate) user_key: String,
     pub(crate) started_at: i64,
+    /// The account's session epoch when the password passed: if it moved on since (the
+    /// password was changed), the second factor cannot finish this login.
+    #[serde(default)]
+    pub(crate) epoch: i64,
 }
 
 /// The OTP state of a request, resolved once from the session.
@@ -91,6 +99,17 @@ async fn resolve(
     let Some(user) = user_key.clone() else {
         return Ok(OtpState::default());
     };
+    let epoch = session
+        .get::<i64>(SESSION_EPOCH_SESSION_KEY)
+        .await?
+        .unwrap_or(0);
+    if epoch < web.otp().session_epoch(&user).await? {
+        // Ended (by a password change, say) after it was made: whatever its store still
+        // holds, or a request in flight wrote back, it is logged out.
+        web.accounts().log_out(extensions, session).await?;
+        session.flush().await?;
+        return Ok(OtpState::default());
+    }
     let Some(id_text) = session.get::<String>(DEVICE_ID_SESSION_KEY).await? else {
         return Ok(OtpState {
             user_key,

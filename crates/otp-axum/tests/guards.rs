@@ -9,11 +9,14 @@ use otp_test_support::store_tests;
 use std::time::Duration;
 
 use axum::body::Body;
-use common::{Client, Reply, TestApp, TestDb, log_in_verified, me, oneshot, whoami};
+use common::{
+    Client, Reply, TestApp, TestDb, log_in_verified, me, oneshot, post_right_password, post_token,
+    whoami,
+};
 use http::{Method, Request, StatusCode, header};
 use otp_axum::{OtpLayer, WebConfig, safe_next};
 use otp_core::{Clock, Device};
-use serde_json::json;
+use serde_json::{Value, json};
 
 store_tests!(
     browsers_are_redirected_to_the_login_url_with_the_page_in_next,
@@ -27,6 +30,8 @@ store_tests!(
     login_refuses_another_users_device_and_an_unconfirmed_one,
     a_verification_lapses_after_the_maximum_age,
     a_verification_lapses_when_idle,
+    ended_sessions_stay_ended_whatever_the_store_holds,
+    a_half_done_login_ends_with_the_password_change,
     a_nested_guard_puts_the_full_path_in_next,
     unverify_drops_the_verification_and_cycles_the_id,
 );
@@ -358,6 +363,54 @@ async fn a_verification_lapses_when_idle(db: TestDb) {
     app.advance(Duration::from_secs(30 * 60 + 1));
     assert_eq!(me(&client).await["verified"], false);
     assert_otp_required_json(&client.get("/protected").await, "idle");
+}
+
+/// Security review, issue 10, finding 4: a password change ends the user's other sessions
+/// although the session store still holds them (as after a request in flight wrote one back),
+/// and keeps the one that made it.
+async fn ended_sessions_stay_ended_whatever_the_store_holds(db: TestDb) {
+    let app = TestApp::new(db).await;
+    let device = app.totp_device("u-alice", "phone").await;
+    let owner = app.client().await;
+    let thief = app.client().await;
+    log_in_verified(&app, &owner, "alice", &device).await;
+    app.advance(Duration::from_secs(30));
+    log_in_verified(&app, &thief, "alice", &device).await;
+    assert_eq!(me(&thief).await["verified"], true);
+
+    let ended = owner
+        .post_json("/test/end-other-sessions", &json!({}))
+        .await;
+    ended.assert_status(StatusCode::NO_CONTENT);
+    // The memory store never deleted the thief's session: only the epoch ends it.
+    assert_eq!(me(&thief).await["error"], "login_required");
+    assert_eq!(whoami(&thief).await["authenticated"], false);
+    assert_eq!(
+        me(&owner).await["verified"],
+        true,
+        "the owner's session goes on"
+    );
+}
+
+/// Security review, issue 10, finding 5: a login whose password passed before a password
+/// change cannot be finished with the second factor after it.
+async fn a_half_done_login_ends_with_the_password_change(db: TestDb) {
+    let app = TestApp::new(db).await;
+    let device = app.totp_device("u-alice", "phone").await;
+    let owner = app.client().await;
+    let thief = app.client().await;
+    log_in_verified(&app, &owner, "alice", &device).await;
+    let reply = post_right_password(&thief, "alice").await;
+    assert_eq!(reply.json()["otp_required"], true);
+
+    owner
+        .post_json("/test/end-other-sessions", &json!({}))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    app.advance(Duration::from_secs(30));
+    let refused = post_token(&thief, &device.id, &app.code(&device)).await;
+    assert_eq!(refused.json()["error"], "login_expired");
+    assert_eq!(whoami(&thief).await["user"], Value::Null);
 }
 
 async fn a_verification_lapses_after_the_maximum_age(db: TestDb) {

@@ -1076,6 +1076,28 @@ impl Otp {
         self.inner.store.reset_account(user_key).await
     }
 
+    /// The account's session epoch: a number that [`Otp::end_sessions`] moves on. A web layer
+    /// stores it in a session at login and treats a session whose epoch is behind the
+    /// account's as ended, whatever its store still holds (`otp-axum` does).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn session_epoch(&self, user_key: &str) -> Result<i64, Error> {
+        self.inner.store.session_epoch(user_key).await
+    }
+
+    /// Ends every session of the account, and every login of it that is half done, by moving
+    /// its session epoch on (after a password change, say); returns the new epoch. Atomic, so
+    /// it holds across servers, and against a request of an old session in flight.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn end_sessions(&self, user_key: &str) -> Result<i64, Error> {
+        self.inner.store.advance_session_epoch(user_key).await
+    }
+
     /// Re-seals every device's secrets under the newest application key, `progress(done,
     /// resealed)` after each batch. Hashed codes cannot be re-hashed (only their hashes are
     /// kept): keep old keys in the ring until those codes are used or regenerated.

@@ -118,6 +118,13 @@ const MIGRATIONS: &[Migration] = &[
             ALTER TABLE otp_accounts ADD COLUMN challenge_window_start BIGINT;
             ALTER TABLE otp_accounts ADD COLUMN challenges_in_window BIGINT NOT NULL DEFAULT 0",
     },
+    Migration {
+        component: "otp-core",
+        version: 3,
+        description: "session epochs: a password change ends every session of the account",
+        sqlite: "ALTER TABLE otp_accounts ADD COLUMN session_epoch BIGINT NOT NULL DEFAULT 0",
+        postgres: "ALTER TABLE otp_accounts ADD COLUMN session_epoch BIGINT NOT NULL DEFAULT 0",
+    },
 ];
 
 /// Which database a URL names.
@@ -1334,6 +1341,32 @@ impl Store {
             sqlx::query(SQL).bind(user_key).execute(pool).await?;
         });
         Ok(())
+    }
+
+    /// The account's session epoch (0 for an account the store has not seen).
+    pub(crate) async fn session_epoch(&self, user_key: &str) -> Result<i64, Error> {
+        const SQL: &str = "SELECT session_epoch FROM otp_accounts WHERE user_key = $1";
+        let epoch: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar(SQL)
+                .bind(user_key)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(epoch.unwrap_or(0))
+    }
+
+    /// Moves the account's session epoch on by one, atomically; returns the new one.
+    pub(crate) async fn advance_session_epoch(&self, user_key: &str) -> Result<i64, Error> {
+        const SQL: &str = "INSERT INTO otp_accounts (user_key, session_epoch) VALUES ($1, 1) \
+             ON CONFLICT (user_key) DO UPDATE SET session_epoch = otp_accounts.session_epoch + 1 \
+             RETURNING session_epoch";
+        let epoch: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(SQL)
+                .bind(user_key)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(epoch)
     }
 
     /// Clears the account's failures, on `conn` (a verification's success).

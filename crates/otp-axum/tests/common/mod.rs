@@ -123,6 +123,7 @@ pub fn session_layer() -> SessionManagerLayer<MemoryStore> {
 /// | `GET /whoami` | `OtpSession`: `{"user", "verified", "device"}` |
 /// | `POST /test/login?user=K[&device=ID]` | the app logs `K` in by itself, then calls `otp_axum::login` |
 /// | `POST /test/unverify` | calls `otp_axum::unverify` |
+/// | `POST /test/end-other-sessions` | calls `OtpSession::end_other_sessions` (a password change) |
 pub fn test_routes() -> Router {
     let protected = Router::new()
         .route("/protected", get(protected_page))
@@ -146,6 +147,7 @@ pub fn test_routes() -> Router {
         .route("/whoami", get(show_whoami))
         .route("/test/login", post(test_login))
         .route("/test/unverify", post(test_unverify))
+        .route("/test/end-other-sessions", post(test_end_other_sessions))
 }
 
 /// Routes that use the extractors and the guard without `OtpLayer`.
@@ -221,6 +223,14 @@ async fn test_login(otp: OtpSession, Query(query): Query<TestLogin>) -> Response
 async fn test_unverify(otp: OtpSession) -> StatusCode {
     match otp_axum::unverify(otp.session()).await {
         Ok(()) => StatusCode::NO_CONTENT,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn test_end_other_sessions(mut otp: OtpSession) -> StatusCode {
+    match otp.end_other_sessions().await {
+        Ok(true) => StatusCode::NO_CONTENT,
+        Ok(false) => StatusCode::UNAUTHORIZED,
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -270,15 +270,15 @@ async fn password_submit(
         .users
         .set_password(user.id, &form.new_password)
         .await?;
+    // Every other session and half-done login of the user ends, on every server, even one
+    // with a request in flight; this one takes a new id: whoever knew the old one knows
+    // nothing now. The ended sessions' rows go too.
+    let mut otp = otp;
+    otp.end_other_sessions().await?;
     let ended = state
         .sessions
         .delete_user_sessions(&user.key(), otp.session().id())
         .await?;
-    // A new session id too: whoever knew the old one knows nothing now.
-    otp.session()
-        .cycle_id()
-        .await
-        .map_err(otp_axum::WebError::from)?;
     tracing::info!(user = %user.key(), sessions_ended = ended, "password changed");
     let mut page = state.page(&otp).await?;
     page.notice = Some(match ended {
