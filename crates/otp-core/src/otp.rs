@@ -13,7 +13,7 @@ use crate::kinds::static_codes::{self, StaticState};
 use crate::kinds::totp::{TotpOptions, TotpState};
 use crate::kinds::{EmailKind, HotpKind, StaticKind, TotpKind, read_state, write_state};
 use crate::mailer::Mailer;
-use crate::store::{ClaimedWrite, Conn, DeviceUpdate, NewDevice};
+use crate::store::{Allowance, ClaimedWrite, Conn, DeviceUpdate, NewDevice};
 use crate::turns::DeviceTurns;
 use crate::{
     BackupCode, ChallengeOutcome, Clock, Device, DeviceId, DeviceKind, Error, KeyRing, KindContext,
@@ -622,9 +622,12 @@ impl Otp {
     /// Sends a challenge (an email code) for the user's device. Unconfirmed devices may be
     /// challenged, so that enrolment can send its confirmation code. The device's cooldown
     /// applies, and so does the user's allowance of challenges per hour across all their
-    /// devices ([`Settings::challenges_per_hour`](crate::Settings::challenges_per_hour)); both
-    /// answer [`ChallengeOutcome::Cooldown`] with the time to wait. A delivery that fails
-    /// starts neither.
+    /// devices ([`Settings::challenges_per_hour`](crate::Settings::challenges_per_hour)), and
+    /// the recipient's allowance across all accounts
+    /// ([`Settings::email_per_address_per_hour`](crate::Settings::email_per_address_per_hour)),
+    /// so that many accounts cannot flood one address; each answers
+    /// [`ChallengeOutcome::Cooldown`] with the time to wait. A delivery that fails starts
+    /// none of them.
     ///
     /// # Errors
     ///
@@ -677,36 +680,25 @@ impl Otp {
                     reason: NotAllowedReason::NotInteractive,
                 });
             };
-            let limit = self.inner.settings.challenges_per_hour;
-            if limit > 0 {
-                let claim = self
-                    .inner
-                    .store
-                    .claim_challenge(user_key, now, CHALLENGE_WINDOW, limit)
-                    .await?;
-                if let Err(retry_after) = claim {
-                    tracing::warn!(
-                        user = user_key,
-                        device = %device_id,
-                        limit,
-                        "challenge refused: the account's challenges of the hour are used up"
-                    );
-                    return Ok(ChallengeOutcome::Cooldown { retry_after });
-                }
+            let recipient = self.recipient_hash(&challenge.recipient);
+            let allowances = self.challenge_allowances(user_key, &recipient);
+            if let Err(retry_after) = self.claim_challenges(&allowances, now).await? {
+                tracing::warn!(
+                    user = user_key,
+                    device = %device_id,
+                    "challenge refused: the challenges of the hour are used up"
+                );
+                return Ok(ChallengeOutcome::Cooldown { retry_after });
             }
             let mut update = DeviceUpdate::from(&device);
             update.state = challenge.state.clone();
             update.last_challenge_at = Some(now);
             let Some(stored) = self.inner.store.compare_and_set(&device, update).await? else {
-                if limit > 0 {
-                    self.inner.store.release_challenge(user_key).await?;
-                }
+                self.release_challenges(&allowances).await?;
                 continue;
             };
             if let Err(err) = kind.deliver(&challenge).await {
-                if limit > 0 {
-                    self.inner.store.release_challenge(user_key).await?;
-                }
+                self.release_challenges(&allowances).await?;
                 tracing::error!(device = %device_id, error = %err, "challenge delivery failed");
                 self.emit(OtpEvent::ChallengeFailed {
                     at: now,
@@ -732,6 +724,66 @@ impl Otp {
             });
         }
         Err(Error::Contention)
+    }
+
+    /// The keyed hash by which a recipient's allowance is kept: the address, trimmed and in
+    /// lower case, never stored in the clear.
+    fn recipient_hash(&self, recipient: &str) -> String {
+        let normalised = recipient.trim().to_lowercase();
+        self.inner
+            .keys
+            .hash_code(b"otp-core/challenge-recipient", normalised.as_bytes())
+            .to_stored()
+    }
+
+    /// The hourly allowances a challenge of `user_key` to `recipient` (a hash) takes from,
+    /// with their limits: the account's and the recipient's, those that are on.
+    fn challenge_allowances<'a>(
+        &self,
+        user_key: &'a str,
+        recipient: &'a str,
+    ) -> Vec<(Allowance<'a>, u32)> {
+        let settings = &self.inner.settings;
+        [
+            (Allowance::Account(user_key), settings.challenges_per_hour),
+            (
+                Allowance::Recipient(recipient),
+                settings.email_per_address_per_hour,
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, limit)| *limit > 0)
+        .collect()
+    }
+
+    /// Claims one challenge of each allowance; if one is used up, gives back those claimed and
+    /// returns the wait.
+    async fn claim_challenges(
+        &self,
+        allowances: &[(Allowance<'_>, u32)],
+        now: crate::Timestamp,
+    ) -> Result<Result<(), std::time::Duration>, Error> {
+        for (n, (allowance, limit)) in allowances.iter().enumerate() {
+            let claim = self
+                .inner
+                .store
+                .claim_challenge(*allowance, now, CHALLENGE_WINDOW, *limit)
+                .await?;
+            if let Err(retry_after) = claim {
+                tracing::debug!(?allowance, limit, "challenge allowance used up");
+                self.release_challenges(&allowances[..n]).await?;
+                return Ok(Err(retry_after));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Gives back the challenges claimed by [`Otp::claim_challenges`].
+    async fn release_challenges(&self, allowances: &[(Allowance<'_>, u32)]) -> Result<(), Error> {
+        for (allowance, _) in allowances {
+            self.inner.store.release_challenge(*allowance).await?;
+        }
+        Ok(())
     }
 
     async fn insert(

@@ -125,7 +125,40 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "ALTER TABLE otp_accounts ADD COLUMN session_epoch BIGINT NOT NULL DEFAULT 0",
         postgres: "ALTER TABLE otp_accounts ADD COLUMN session_epoch BIGINT NOT NULL DEFAULT 0",
     },
+    Migration {
+        component: "otp-core",
+        version: 4,
+        description: "challenges per recipient and hour, across accounts",
+        sqlite: "CREATE TABLE otp_challenge_recipients (
+            recipient_hash TEXT PRIMARY KEY,
+            challenge_window_start BIGINT,
+            challenges_in_window BIGINT NOT NULL DEFAULT 0)",
+        postgres: "CREATE TABLE otp_challenge_recipients (
+            recipient_hash TEXT PRIMARY KEY,
+            challenge_window_start BIGINT,
+            challenges_in_window BIGINT NOT NULL DEFAULT 0)",
+    },
 ];
+
+/// Whose hourly allowance of challenges a claim takes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Allowance<'a> {
+    /// An account's, by user key (`otp_accounts`).
+    Account(&'a str),
+    /// A recipient's across all accounts, by the keyed hash of its normalised address
+    /// (`otp_challenge_recipients`).
+    Recipient(&'a str),
+}
+
+impl<'a> Allowance<'a> {
+    /// The table, its key column, and the key.
+    fn row(self) -> (&'static str, &'static str, &'a str) {
+        match self {
+            Self::Account(user_key) => ("otp_accounts", "user_key", user_key),
+            Self::Recipient(hash) => ("otp_challenge_recipients", "recipient_hash", hash),
+        }
+    }
+}
 
 /// Which database a URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1164,39 +1197,40 @@ impl Store {
         Ok(deleted == 1)
     }
 
-    /// Claims one challenge of the account's allowance of `limit` per `window`, at `now`: a
-    /// window opens with the first challenge after the last one closed. `Err(retry_after)` if
-    /// the allowance is used up, with the time until its window closes. One statement, so
-    /// concurrent requests cannot claim more than `limit` between them.
+    /// Claims one challenge of the allowance's `limit` per `window`, atomically; `Err` with the
+    /// wait until the window closes if they are used up.
     pub(crate) async fn claim_challenge(
         &self,
-        user_key: &str,
+        allowance: Allowance<'_>,
         now: Timestamp,
         window: Duration,
         limit: u32,
     ) -> Result<Result<(), Duration>, Error> {
-        const CLAIM: &str = "INSERT INTO otp_accounts \
-                (user_key, consecutive_failures, challenge_window_start, challenges_in_window) \
-            VALUES ($1, 0, $2, 1) \
-            ON CONFLICT (user_key) DO UPDATE SET \
+        let (table, column, key) = allowance.row();
+        let claim = format!(
+            "INSERT INTO {table} ({column}, challenge_window_start, challenges_in_window) \
+             VALUES ($1, $2, 1) \
+             ON CONFLICT ({column}) DO UPDATE SET \
                 challenges_in_window = CASE \
-                    WHEN otp_accounts.challenge_window_start IS NULL \
-                        OR otp_accounts.challenge_window_start <= $3 THEN 1 \
-                    ELSE otp_accounts.challenges_in_window + 1 END, \
+                    WHEN {table}.challenge_window_start IS NULL \
+                        OR {table}.challenge_window_start <= $3 THEN 1 \
+                    ELSE {table}.challenges_in_window + 1 END, \
                 challenge_window_start = CASE \
-                    WHEN otp_accounts.challenge_window_start IS NULL \
-                        OR otp_accounts.challenge_window_start <= $3 THEN $2 \
-                    ELSE otp_accounts.challenge_window_start END \
-            WHERE otp_accounts.challenge_window_start IS NULL \
-                OR otp_accounts.challenge_window_start <= $3 \
-                OR otp_accounts.challenges_in_window < $4 \
-            RETURNING challenges_in_window";
-        const WINDOW: &str = "SELECT challenge_window_start FROM otp_accounts WHERE user_key = $1";
+                    WHEN {table}.challenge_window_start IS NULL \
+                        OR {table}.challenge_window_start <= $3 THEN $2 \
+                    ELSE {table}.challenge_window_start END \
+             WHERE {table}.challenge_window_start IS NULL \
+                OR {table}.challenge_window_start <= $3 \
+                OR {table}.challenges_in_window < $4 \
+             RETURNING challenges_in_window"
+        );
+        let window_start =
+            format!("SELECT challenge_window_start FROM {table} WHERE {column} = $1");
         let window_millis = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         let now_millis = now.unix_millis();
         let claimed: Option<i64> = on_pool!(self, |pool| {
-            sqlx::query_scalar(CLAIM)
-                .bind(user_key)
+            sqlx::query_scalar(&claim)
+                .bind(key)
                 .bind(now_millis)
                 .bind(now_millis.saturating_sub(window_millis))
                 .bind(i64::from(limit))
@@ -1207,8 +1241,8 @@ impl Store {
             return Ok(Ok(()));
         }
         let start: Option<Option<i64>> = on_pool!(self, |pool| {
-            sqlx::query_scalar(WINDOW)
-                .bind(user_key)
+            sqlx::query_scalar(&window_start)
+                .bind(key)
                 .fetch_optional(pool)
                 .await?
         });
@@ -1222,15 +1256,14 @@ impl Store {
     }
 
     /// Gives back a challenge claimed with [`Store::claim_challenge`] that was not sent.
-    pub(crate) async fn release_challenge(&self, user_key: &str) -> Result<(), Error> {
+    pub(crate) async fn release_challenge(&self, allowance: Allowance<'_>) -> Result<(), Error> {
+        let (table, column, key) = allowance.row();
+        let release = format!(
+            "UPDATE {table} SET challenges_in_window = challenges_in_window - 1 \
+             WHERE {column} = $1 AND challenges_in_window > 0"
+        );
         on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE otp_accounts SET challenges_in_window = challenges_in_window - 1 \
-                 WHERE user_key = $1 AND challenges_in_window > 0",
-            )
-            .bind(user_key)
-            .execute(pool)
-            .await?;
+            sqlx::query(&release).bind(key).execute(pool).await?;
         });
         Ok(())
     }

@@ -412,8 +412,118 @@ async fn concurrent_challenges_do_not_overrun_the_allowance(db: TestDb) {
     assert_eq!(smtp.received().len(), 4);
 }
 
+/// Security review, issue 10, finding 3: many accounts (open sign-up) cannot flood one
+/// address: a recipient gets at most `email_per_address_per_hour` challenges an hour across
+/// all accounts, whatever the case of its letters, and the address is not stored in the clear.
+async fn a_recipient_gets_at_most_its_challenges_of_the_hour(db: TestDb) {
+    let mut settings = no_throttle();
+    settings.email_per_address_per_hour = 5;
+    let (env, smtp) = env_with_smtp(db, settings).await;
+    let spellings = [
+        "victim@example.com",
+        "Victim@Example.com",
+        "victim@EXAMPLE.com",
+        "VICTIM@EXAMPLE.COM",
+    ];
+    let mut outcomes = Vec::new();
+    for n in 0..6 {
+        let user = format!("attacker{n}");
+        let device = env
+            .otp
+            .create_email_device(&user, "mail", spellings[n % spellings.len()], true)
+            .await
+            .unwrap();
+        outcomes.push(env.otp.generate_challenge(&user, &device.id).await.unwrap());
+        env.advance_ms(1_000);
+    }
+    let sent = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, ChallengeOutcome::Sent { .. }))
+        .count();
+    assert_eq!(sent, 5, "{outcomes:?}");
+    match &outcomes[5] {
+        ChallengeOutcome::Cooldown { retry_after } => {
+            assert_eq!(*retry_after, Duration::from_millis(3_600_000 - 5_000));
+        }
+        other => panic!("the sixth challenge to one address was not refused: {other:?}"),
+    }
+    assert_eq!(smtp.received().len(), 5);
+    // The refused account's own allowance was given back: another address still works.
+    let other = env
+        .otp
+        .create_email_device("attacker5", "mine", "attacker@example.com", true)
+        .await
+        .unwrap();
+    assert!(matches!(
+        env.otp
+            .generate_challenge("attacker5", &other.id)
+            .await
+            .unwrap(),
+        ChallengeOutcome::Sent { .. }
+    ));
+    let (rows, counts) = recipient_rows(&env).await;
+    assert!(!rows.to_lowercase().contains("victim"), "{rows}");
+    assert_eq!(counts, vec![1, 5], "one row per address, its challenges");
+}
+
+/// Concurrent challenges of many accounts to one address send exactly the allowance.
+async fn concurrent_challenges_to_one_address_do_not_overrun_it(db: TestDb) {
+    let mut settings = no_throttle();
+    settings.email_per_address_per_hour = 4;
+    let (env, smtp) = env_with_smtp(db, settings).await;
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let user = format!("user{n}");
+        let device = env
+            .otp
+            .create_email_device(&user, "mail", "victim@example.com", true)
+            .await
+            .unwrap();
+        let otp = env.otp.clone();
+        tasks.push(tokio::spawn(async move {
+            otp.generate_challenge(&user, &device.id).await.unwrap()
+        }));
+    }
+    let mut sent = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            ChallengeOutcome::Sent { .. } => sent += 1,
+            ChallengeOutcome::Cooldown { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(sent, 4);
+    assert_eq!(smtp.received().len(), 4);
+}
+
+/// The recipients' rows as text, and their counts in ascending order.
+async fn recipient_rows(env: &Env) -> (String, Vec<i64>) {
+    let rows: Vec<(String, i64)> = async {
+        otp_core::on_connection!(env.store, std::convert::identity, |c| {
+            sqlx::query_as(
+                "SELECT recipient_hash, challenges_in_window FROM otp_challenge_recipients",
+            )
+            .fetch_all(c)
+            .await
+            .map_err(Error::from)
+        })
+    }
+    .await
+    .unwrap();
+    let text = rows
+        .iter()
+        .map(|(hash, _)| hash.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut counts: Vec<i64> = rows.iter().map(|(_, count)| *count).collect();
+    counts.sort_unstable();
+    (text, counts)
+}
+
 store_tests!(
     an_account_sends_at_most_its_challenges_of_the_hour,
+    a_recipient_gets_at_most_its_challenges_of_the_hour,
+    concurrent_challenges_to_one_address_do_not_overrun_it,
     concurrent_challenges_do_not_overrun_the_allowance,
     an_operator_reset_restores_the_challenges_of_the_hour,
     a_code_is_sent_verified_once_and_stored_only_hashed,

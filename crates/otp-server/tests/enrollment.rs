@@ -1475,6 +1475,69 @@ async fn a_stale_session_cannot_take_over_the_second_factor(db: &TestDb) {
     app.close().await;
 }
 
+/// Security review, issue 10, finding 3: open sign-up cannot be turned into a mail bomb. Six
+/// accounts adding email devices for one victim send it at most `OTP_EMAIL_PER_ADDRESS_PER_HOUR`
+/// (5) codes; an account has at most three unconfirmed email devices; an address with angle
+/// brackets is refused as at sign-up.
+async fn accounts_cannot_flood_one_address(db: &TestDb) {
+    let app = App::start(db).await;
+    let mut sent = 0;
+    for n in 0..6 {
+        let name = format!("bomber{n}");
+        app.user(&name, None).await;
+        let mut bomber = app.browser();
+        bomber.log_in_json(&name).await.status(200, "login");
+        let added = bomber
+            .post_json(
+                "/api/v1/devices/email",
+                json!({ "email": "victim@example.com" }),
+            )
+            .await;
+        added.status(201, "an email device");
+        if added.json()["sent"] == Value::Bool(true) {
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 5);
+    let to_victim = app
+        .smtp
+        .received()
+        .iter()
+        .filter(|mail| mail.to.iter().any(|to| to.contains("victim@example.com")))
+        .count();
+    assert_eq!(to_victim, 5);
+
+    app.user("mallory", None).await;
+    let mut mallory = app.browser();
+    mallory.log_in_json("mallory").await.status(200, "login");
+    let bad = mallory
+        .post_json(
+            "/api/v1/devices/email",
+            json!({ "email": "<victim@example.com>" }),
+        )
+        .await;
+    bad.status(400, "an address in angle brackets");
+    assert_eq!(bad.json()["error"], "invalid_email");
+    for n in 0..3 {
+        mallory
+            .post_json(
+                "/api/v1/devices/email",
+                json!({ "email": format!("box{n}@example.com") }),
+            )
+            .await
+            .status(201, "an unconfirmed email device");
+    }
+    let fourth = mallory
+        .post_json(
+            "/api/v1/devices/email",
+            json!({ "email": "box3@example.com" }),
+        )
+        .await;
+    fourth.status(409, "a fourth unconfirmed email device");
+    assert_eq!(fourth.json()["error"], "too_many_unconfirmed_email_devices");
+    app.close().await;
+}
+
 /// Runs an async scenario on a runtime of its own (the PostgreSQL database is made and
 /// dropped outside it).
 fn run<'a, F>(db: &'a TestDb, scenario: impl FnOnce(&'a TestDb) -> F)
@@ -1495,4 +1558,5 @@ crate::database_tests!(
     enrolment_over_json,
     a_user_has_at_most_twenty_devices,
     a_stale_session_cannot_take_over_the_second_factor,
+    accounts_cannot_flood_one_address,
 );

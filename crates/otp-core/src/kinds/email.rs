@@ -46,7 +46,7 @@ pub(crate) struct EmailState {
 
 impl EmailState {
     pub(crate) fn new(address: &str) -> Result<Self, Error> {
-        check_address(address)?;
+        check_email_address(address)?;
         Ok(Self {
             address: address.to_owned(),
             code: None,
@@ -56,12 +56,26 @@ impl EmailState {
     }
 }
 
-/// A light check that catches typing mistakes; the mail server has the last word.
-fn check_address(address: &str) -> Result<(), Error> {
-    let valid = address.len() <= 254
-        && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+/// Whether `address` is a plausible email address: one `@` between a non-empty local part and
+/// a domain with a dot (not at either end), no white space, control characters, angle
+/// brackets, commas or semicolons (which could smuggle in another recipient), at most 254
+/// characters. It catches typing mistakes and tricks; the mail server has the last word. The
+/// one rule for the addresses of email devices and, in the reference server, of accounts.
+///
+/// # Errors
+///
+/// [`Error::InvalidEmailAddress`].
+pub fn check_email_address(address: &str) -> Result<(), Error> {
+    let valid = address.chars().count() <= 254
+        && !address
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
         && address.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
         });
     if valid {
         Ok(())
@@ -210,7 +224,7 @@ mod tests {
 
     #[test]
     fn addresses_get_a_light_check() {
-        assert!(check_address("alice@example.com").is_ok());
+        assert!(check_email_address("alice@example.com").is_ok());
         for bad in [
             "",
             "alice",
@@ -218,9 +232,14 @@ mod tests {
             "alice@",
             "a b@example.com",
             "a@b@c",
+            "alice@localhost",
+            "alice@example.com.",
+            "<victim@example.com>",
+            "victim@example.com>,other@example.com",
+            "a@example.com;b@example.com",
         ] {
             assert_eq!(
-                check_address(bad),
+                check_email_address(bad),
                 Err(Error::InvalidEmailAddress),
                 "{bad:?}"
             );

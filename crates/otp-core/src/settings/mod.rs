@@ -187,6 +187,7 @@ impl Default for EmailSettings {
 /// | `OTP_FAILURE_BUDGET` | `failure_budget` (top level) | at least 1 (NIST allows at most 100) | 100 |
 /// | `OTP_MAX_THROTTLE_DELAY` | `max_throttle_delay` (top level) | whole seconds, at least 1 | 3600 |
 /// | `OTP_CHALLENGES_PER_HOUR` | `challenges_per_hour` (top level) | 0 to 3600, 0 disables | 10 |
+/// | `OTP_EMAIL_PER_ADDRESS_PER_HOUR` | `email_per_address_per_hour` (top level) | 0 to 3600, 0 disables | 5 |
 ///
 /// Every duration is at most one year (31 536 000 seconds). Booleans are `true`/`false` in
 /// TOML and `true`, `false`, `1`, `0`, `yes` or `no` in any case in the environment. A template
@@ -252,6 +253,12 @@ pub struct Settings {
     /// would let an account with many email devices send mail without end, to addresses that
     /// need not be the user's.
     pub challenges_per_hour: u32,
+    /// `OTP_EMAIL_PER_ADDRESS_PER_HOUR`: challenges one recipient (an email address, trimmed
+    /// and in lower case) may be sent within an hour, across all accounts (default 5; 0
+    /// disables): with open sign-up, many accounts could otherwise each send their
+    /// allowance to one victim. Kept in the database by a keyed hash of the address, so every
+    /// server on it counts together.
+    pub email_per_address_per_hour: u32,
 }
 
 impl Default for Settings {
@@ -264,6 +271,7 @@ impl Default for Settings {
             failure_budget: FailureBudget::default(),
             max_throttle_delay: ThrottlePolicy::DEFAULT_MAX_DELAY,
             challenges_per_hour: 10,
+            email_per_address_per_hour: 5,
         }
     }
 }

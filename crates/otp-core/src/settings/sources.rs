@@ -12,7 +12,7 @@
 //! the application's own `OTP_*` variables (`OTP_DATABASE_URL`, `OTP_SECRET_KEY`, ...) are left
 //! alone. TOML uses one table per group, keys named after the setting without the `OTP_` and
 //! group prefixes, in lower case (`[totp] issuer`), and `failure_budget`,
-//! `max_throttle_delay` and `challenges_per_hour` at the top level. The flat upper-case names are not accepted in TOML,
+//! `max_throttle_delay`, `challenges_per_hour` and `email_per_address_per_hour` at the top level. The flat upper-case names are not accepted in TOML,
 //! so each setting has one spelling there; any key the layout does not define is an error.
 //!
 //! Errors name a setting as its source spells it: `OTP_TOTP_TOLERANCE` for the environment,
@@ -521,6 +521,7 @@ struct Layer {
     failure_budget: Option<u32>,
     max_throttle_delay: Option<Duration>,
     challenges_per_hour: Option<u32>,
+    email_per_address_per_hour: Option<u32>,
 }
 
 impl Layer {
@@ -581,6 +582,9 @@ impl Layer {
             failure_budget: self.failure_budget.or(under.failure_budget),
             max_throttle_delay: self.max_throttle_delay.or(under.max_throttle_delay),
             challenges_per_hour: self.challenges_per_hour.or(under.challenges_per_hour),
+            email_per_address_per_hour: self
+                .email_per_address_per_hour
+                .or(under.email_per_address_per_hour),
         }
     }
 
@@ -621,6 +625,10 @@ impl Layer {
         }
         set(&mut s.max_throttle_delay, self.max_throttle_delay);
         set(&mut s.challenges_per_hour, self.challenges_per_hour);
+        set(
+            &mut s.email_per_address_per_hour,
+            self.email_per_address_per_hour,
+        );
         Ok(s)
     }
 }
@@ -668,7 +676,7 @@ impl Spec {
 
 /// Every setting, in the order of the table on [`Settings`]; the environment's errors come in
 /// this order.
-static SPECS: [Spec; 24] = [
+static SPECS: [Spec; 25] = [
     Spec::new("OTP_TOTP_ISSUER", TOTP, "issuer", |l, raw, _| {
         l.totp_issuer = Some(issuer(raw)?);
         Ok(())
@@ -827,6 +835,15 @@ static SPECS: [Spec; 24] = [
         "challenges_per_hour",
         |l, raw, _| {
             l.challenges_per_hour = Some(raw.count(0, Some(MAX_CHALLENGES_PER_HOUR))?);
+            Ok(())
+        },
+    ),
+    Spec::new(
+        "OTP_EMAIL_PER_ADDRESS_PER_HOUR",
+        TOP,
+        "email_per_address_per_hour",
+        |l, raw, _| {
+            l.email_per_address_per_hour = Some(raw.count(0, Some(MAX_CHALLENGES_PER_HOUR))?);
             Ok(())
         },
     ),

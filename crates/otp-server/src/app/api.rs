@@ -14,14 +14,14 @@
 //! |---|---|---|
 //! | `GET /devices` | — | 200 `[{"id", "name", "kind", "confirmed", "created_at", "last_used_at", "codes_remaining"?}]` (times in seconds since the epoch; `codes_remaining` for backup codes only) |
 //! | `GET /devices/{kind}/{number}` | — | 200 one device, as in the list |
-//! | `POST /devices/totp`, `/devices/hotp` | `{"name"?}` | 201 `{"id", "name", "uri", "secret", "qr_svg_url"}`: an unconfirmed device, its `otpauth://` URI, its secret in base32 and the URL of its QR code (an `image/svg+xml` for the same session) |
+//! | `POST /devices/totp`, `/devices/hotp` | `{"name"?}` | (fresh second factor, once the user has a confirmed device) 201 `{"id", "name", "uri", "secret", "qr_svg_url"}`: an unconfirmed device, its `otpauth://` URI, its secret in base32 and the URL of its QR code (an `image/svg+xml` for the same session) |
 //! | `POST /devices/email` | `{"email"?, "name"?}` (the user's address by default) | 201 `{"id", "name", "sent"}`: an unconfirmed device, and whether its code went out |
 //! | `POST /devices/static` | `{"count"?, "name"?}` | 201 `{"id", "name", "codes"}`: backup codes, the only time they are shown |
 //! | `POST /devices/{kind}/{number}/confirm` | `{"token"}` | 200 `{"confirmed": true}`; 401 `invalid_token` for a wrong code (the device stays unconfirmed) |
 //! | `POST /devices/{kind}/{number}/challenge` | `{}` or none | 200 `{"sent": true}`: another code for an unconfirmed email device; 429 `challenge_cooldown` too soon |
 //! | `POST /devices/{kind}/{number}/regenerate` | `{"count"?}` | 200 `{"id", "name", "codes"}`: new backup codes replace the old (fresh second factor) |
 //! | `PATCH /devices/{kind}/{number}` | `{"name"}` | 200 the device |
-//! | `DELETE /devices/{kind}/{number}` | — | 204 (the last confirmed device: fresh second factor) |
+//! | `DELETE /devices/{kind}/{number}` | — | 204 (a confirmed device: fresh second factor) |
 //!
 //! Errors are `{"error": code, "message": text}`, with `retry_after` and a `Retry-After`
 //! header when waiting helps:
@@ -30,9 +30,9 @@
 //! |---|---|
 //! | 400 | `bad_request` (a body that is not the expected JSON object), `invalid_name`, `invalid_email`, `invalid_count`, `token_required` |
 //! | 401 | `login_required` (nobody is logged in), `invalid_token` |
-//! | 403 | `otp_required` (the user has a confirmed device and the session is not verified), `fresh_verification_required` (verified more than 5 minutes ago: verify again with `POST /otp/verify`), `csrf_failed` (another site), `verification_not_allowed` |
+//! | 403 | `otp_required` (the user has a confirmed device and the session is not verified), `fresh_verification_required` (a change to the second factor needs a verification within `OTP_STEP_UP_SECONDS`, by a device this session did not add: verify again with `POST /otp/verify`), `csrf_failed` (another site), `verification_not_allowed` |
 //! | 404 | `not_found`: a malformed id, or a device that is not the user's |
-//! | 409 | `already_confirmed`, `backup_codes_exist`, `too_many_devices` |
+//! | 409 | `already_confirmed`, `backup_codes_exist`, `too_many_devices`, `too_many_unconfirmed_email_devices` (three email addresses await their code) |
 //! | 415 | `unsupported_media_type`: a body that is not `application/json` |
 //! | 429 | `n_failed_attempts`, `challenge_cooldown` |
 //!

@@ -141,6 +141,8 @@ pub(crate) enum Class {
     Login,
     /// Code checks and challenges: the JSON and HTML second-factor steps.
     Verify,
+    /// Changes to devices: adding one, confirming it, sending it a code (HTML and JSON).
+    Devices,
 }
 
 impl Class {
@@ -149,14 +151,17 @@ impl Class {
         match self {
             Self::Login => "login",
             Self::Verify => "verify",
+            Self::Devices => "devices",
         }
     }
 }
 
-/// Which requests are limited, and how: the `POST` paths of each [`Class`].
+/// Which requests are limited, and how: the `POST` paths of each [`Class`], and the paths
+/// under which every request but a `GET` or `HEAD` is limited.
 #[derive(Debug, Clone)]
 pub(crate) struct LimitedPaths {
     paths: Vec<(String, Class)>,
+    trees: Vec<(String, Class)>,
 }
 
 impl LimitedPaths {
@@ -179,11 +184,25 @@ impl LimitedPaths {
             (format!("{mount}/login/otp"), Class::Verify),
             (format!("{mount}/verify"), Class::Verify),
         ];
-        Self { paths }
+        let trees = vec![
+            (format!("{}/", super::URLS.devices), Class::Devices),
+            ("/api/v1/devices".to_owned(), Class::Devices),
+        ];
+        Self { paths, trees }
     }
 
     /// The class of a request, if it is limited.
     fn class(&self, method: &http::Method, path: &str) -> Option<Class> {
+        if method == http::Method::GET || method == http::Method::HEAD {
+            return None;
+        }
+        let tree = self.trees.iter().find(|(root, _)| {
+            path.strip_prefix(root.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || root.ends_with('/'))
+        });
+        if let Some((_, class)) = tree {
+            return Some(*class);
+        }
         if method != http::Method::POST {
             return None;
         }
@@ -630,7 +649,7 @@ mod tests {
     }
 
     #[test]
-    fn only_posts_to_the_login_and_verification_paths_are_limited() {
+    fn only_posts_to_the_login_verification_and_device_paths_are_limited() {
         let paths = LimitedPaths::for_mount("/account/");
         let post = http::Method::POST;
         for (path, class) in [
@@ -645,6 +664,22 @@ mod tests {
         ] {
             assert_eq!(paths.class(&post, path), Some(class), "{path}");
         }
+        for (method, path) in [
+            (post.clone(), "/account/devices/totp"),
+            (post.clone(), "/account/devices/email/3/resend"),
+            (post.clone(), "/api/v1/devices/email"),
+            (post.clone(), "/api/v1/devices/email/3/challenge"),
+            (http::Method::DELETE, "/api/v1/devices/totp/1"),
+            (http::Method::PATCH, "/api/v1/devices/totp/1"),
+        ] {
+            assert_eq!(paths.class(&method, path), Some(Class::Devices), "{path}");
+        }
+        assert_eq!(
+            paths.class(&http::Method::GET, "/account/devices/totp/1/qr.svg"),
+            None
+        );
+        assert_eq!(paths.class(&http::Method::GET, "/api/v1/devices"), None);
+        assert_eq!(paths.class(&post, "/api/v1/devicesx"), None);
         assert_eq!(paths.class(&http::Method::GET, "/account/login"), None);
         assert_eq!(paths.class(&post, "/account/logout"), None);
         assert_eq!(paths.class(&post, "/api/v1/session/"), None);

@@ -77,8 +77,6 @@ pub const MAX_USERNAME_LEN: usize = 64;
 pub const MIN_PASSWORD_LEN: usize = 8;
 /// The longest password, in characters.
 pub const MAX_PASSWORD_LEN: usize = 1024;
-/// The longest email address, in characters.
-const MAX_EMAIL_LEN: usize = 254;
 /// The most users one page of [`Users::list`] holds.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
@@ -655,21 +653,10 @@ pub fn check_password(password: &str) -> Result<(), UserError> {
     Ok(())
 }
 
-/// A plausible address: one `@` between a non-empty local part and a domain with a dot, no
-/// white space, control characters or angle brackets, at most 254 characters.
+/// The framework's one rule for email addresses ([`otp_core::check_email_address`]), the same
+/// as for email devices.
 fn check_email(email: &str) -> Result<(), UserError> {
-    let plausible = email.chars().count() <= MAX_EMAIL_LEN
-        && !email
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
-        && matches!(email.split_once('@'), Some((local, domain))
-            if !local.is_empty() && !domain.contains('@') && domain.contains('.')
-                && !domain.starts_with('.') && !domain.ends_with('.'));
-    if plausible {
-        Ok(())
-    } else {
-        Err(UserError::InvalidEmail)
-    }
+    otp_core::check_email_address(email).map_err(|_| UserError::InvalidEmail)
 }
 
 /// `text` with the LIKE wildcards escaped by a backslash.

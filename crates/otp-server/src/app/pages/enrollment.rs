@@ -84,6 +84,10 @@ use crate::dates::utc_minutes;
 /// The most devices a user may have, confirmed or not.
 pub const MAX_DEVICES: usize = 20;
 
+/// The most unconfirmed email devices a user may have: each sends a code to an address
+/// nobody has shown to be theirs yet.
+pub const MAX_UNCONFIRMED_EMAIL_DEVICES: usize = 3;
+
 /// The kinds whose devices are confirmed with a code on these pages.
 const CONFIRMABLE: [&str; 3] = ["totp", "hotp", "email"];
 
@@ -201,6 +205,8 @@ pub(crate) enum Refusal {
     NotFound,
     /// The user has [`MAX_DEVICES`] devices.
     TooManyDevices,
+    /// The user has [`MAX_UNCONFIRMED_EMAIL_DEVICES`] email devices awaiting confirmation.
+    TooManyUnconfirmedEmailDevices,
     /// The user has backup codes already (new ones replace them).
     BackupCodesExist,
     /// A device name that is blank, too long or holds control characters.
@@ -223,6 +229,7 @@ impl Refusal {
         match self {
             Self::NotFound => "not_found",
             Self::TooManyDevices => "too_many_devices",
+            Self::TooManyUnconfirmedEmailDevices => "too_many_unconfirmed_email_devices",
             Self::BackupCodesExist => "backup_codes_exist",
             Self::InvalidName => "invalid_name",
             Self::InvalidEmail => "invalid_email",
@@ -237,9 +244,10 @@ impl Refusal {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::TooManyDevices | Self::BackupCodesExist | Self::AlreadyConfirmed => {
-                StatusCode::CONFLICT
-            }
+            Self::TooManyDevices
+            | Self::TooManyUnconfirmedEmailDevices
+            | Self::BackupCodesExist
+            | Self::AlreadyConfirmed => StatusCode::CONFLICT,
             Self::InvalidName | Self::InvalidEmail | Self::InvalidCount => StatusCode::BAD_REQUEST,
             Self::FreshVerificationRequired => StatusCode::FORBIDDEN,
             Self::Flow(flow) => flow.status(),
@@ -253,6 +261,10 @@ impl Refusal {
             Self::TooManyDevices => {
                 format!("You have {MAX_DEVICES} devices, the most there may be. Remove one first.")
             }
+            Self::TooManyUnconfirmedEmailDevices => format!(
+                "You have {MAX_UNCONFIRMED_EMAIL_DEVICES} email addresses waiting for their code. \
+                 Confirm or remove one first."
+            ),
             Self::BackupCodesExist => {
                 "You have backup codes already. Generate new ones instead: they replace the old."
                     .into()
@@ -538,8 +550,8 @@ pub(crate) fn otpauth_uri(
 ///
 /// # Errors
 ///
-/// [`Refusal::TooManyDevices`], [`Refusal::InvalidEmail`], [`Refusal::InvalidName`]; a
-/// database failure.
+/// [`Refusal::TooManyDevices`], [`Refusal::TooManyUnconfirmedEmailDevices`],
+/// [`Refusal::InvalidEmail`], [`Refusal::InvalidName`]; a database failure.
 pub(crate) async fn create_email_device(
     state: &AppState,
     owner: &Owner,
@@ -547,7 +559,14 @@ pub(crate) async fn create_email_device(
     name: Option<&str>,
 ) -> Result<Device, Failure> {
     owner.require_step_up().await?;
-    check_room(state, owner).await?;
+    let devices = check_room(state, owner).await?;
+    let unconfirmed_email = devices
+        .iter()
+        .filter(|device| device.kind() == "email" && !device.confirmed)
+        .count();
+    if unconfirmed_email >= MAX_UNCONFIRMED_EMAIL_DEVICES {
+        return Err(Refusal::TooManyUnconfirmedEmailDevices.into());
+    }
     let name = device_name(name, "email");
     let key = owner.key();
     let device = state
