@@ -5,7 +5,7 @@
 //! | `OTP_ADDR` | `[server] addr` | the address to listen on, `IP:PORT` (port 0 picks a free one) | `127.0.0.1:8000` |
 //! | `OTP_DATABASE_URL` | `[server] database_url` | `sqlite://PATH` or `postgres://USER@HOST/DATABASE` | `sqlite://otp.db` |
 //! | `OTP_SIGNUP` | `[server] signup` | boolean: whether anyone may make an account at `/signup` | `true` |
-//! | `OTP_SECURE_COOKIES` | `[server] secure_cookies` | boolean: the session cookie's `Secure` flag | `false` |
+//! | `OTP_SECURE_COOKIES` | `[server] secure_cookies` | boolean: the site is served over HTTPS: the session cookie's `Secure` flag, and the scheme (`https`, else `http`) that a request's `Origin` must have | `false` |
 //! | `OTP_ADMIN_HIDE_SENSITIVE_DATA` | `[server] admin_hide_sensitive_data` | boolean: the admin pages leave out secrets and codes (django-otp's `OTP_ADMIN_HIDE_SENSITIVE_DATA`) | `false` |
 //! | `OTP_SITE_NAME` | `[server] site_name` | text shown in page titles, 1 to 100 characters | `otp` |
 //! | `OTP_SECRET_KEY` | — | application keys, `ID:HEX` entries (environment only: keep keys out of files that get copied around) | none |
@@ -42,7 +42,9 @@
 //! at `http://127.0.0.1:8000` with no set-up. Any deployment that people reach over a network
 //! must run behind HTTPS (a reverse proxy that terminates TLS, and sets
 //! `Strict-Transport-Security`) with `OTP_SECURE_COOKIES=true`, so that browsers never send
-//! the session over plain HTTP.
+//! the session over plain HTTP. The same setting tells the CSRF checks that the site's origin
+//! is `https://HOST`: with it off, a form or JSON request whose `Origin` is `https://HOST` is
+//! refused as coming from another site, and with it on, one from `http://HOST` is.
 //!
 //! ```
 //! use otp_server::app::ServerConfig;

@@ -55,7 +55,8 @@
 //! the router the peer address; a router served without
 //! `into_make_service_with_connect_info::<SocketAddr>()` puts all its clients in one bucket
 //! (and says so in a WARN). Every form carries the session's CSRF token; the
-//! JSON API requires a JSON content type and a same-site `Origin`. The session cookie is
+//! JSON API requires a JSON content type and a same-site `Origin` (same scheme and host: `https`
+//! when `OTP_SECURE_COOKIES=true`, `http` otherwise). The session cookie is
 //! `HttpOnly`, `SameSite=Lax`, and `Secure` when `OTP_SECURE_COOKIES=true` (off by default
 //! for `http://127.0.0.1` development: turn it on behind HTTPS; see [`config`]).
 //!
@@ -273,8 +274,7 @@ impl AppState {
         submitted: Option<&str>,
         back_url: &str,
     ) -> Result<(), Response> {
-        let allowed = &otp.web().config().allowed_origins;
-        match check_form(headers, allowed, otp.session(), submitted).await {
+        match check_form(headers, otp.web().config(), otp.session(), submitted).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(rejection)) => Err(self
                 .error_page(
@@ -481,6 +481,8 @@ async fn assemble(
     let web_config = WebConfig {
         site_name: config.site_name.clone(),
         allowed_origins: config.allowed_origins.clone(),
+        // Secure cookies are sent over HTTPS only: the site is an HTTPS one.
+        https: config.secure_cookies,
         ..WebConfig::default()
     };
     let web = OtpWeb::with_config(otp, SessionAccounts::new(users.clone()), web_config)?;
