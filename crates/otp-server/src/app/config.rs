@@ -6,7 +6,7 @@
 //! | `OTP_DATABASE_URL` | `[server] database_url` | `sqlite://PATH` or `postgres://USER@HOST/DATABASE` | `sqlite://otp.db` |
 //! | `OTP_SIGNUP` | `[server] signup` | boolean: whether anyone may make an account at `/signup` | `true` |
 //! | `OTP_SECURE_COOKIES` | `[server] secure_cookies` | boolean: the site is served over HTTPS: the session cookie's `Secure` flag, and the scheme (`https`, else `http`) that a request's `Origin` must have | `false` |
-//! | `OTP_ADMIN_HIDE_SENSITIVE_DATA` | `[server] admin_hide_sensitive_data` | boolean: the admin pages leave out secrets and codes (django-otp's `OTP_ADMIN_HIDE_SENSITIVE_DATA`) | `false` |
+//! | `OTP_ADMIN_HIDE_SENSITIVE_DATA` | `[server] admin_hide_sensitive_data` | boolean: the admin pages leave out secrets and codes (django-otp's `OTP_ADMIN_HIDE_SENSITIVE_DATA`; on by default here, off in django-otp) | `true` |
 //! | `OTP_SITE_NAME` | `[server] site_name` | text shown in page titles, 1 to 100 characters | `otp` |
 //! | `OTP_SECRET_KEY` | — | application keys, `ID:HEX` entries (environment only: keep keys out of files that get copied around) | none |
 //! | `OTP_KEY_FILE` | `[server] key_file` | a file of application keys | beside a SQLite database |
@@ -171,7 +171,7 @@ impl Default for ServerConfig {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             signup_enabled: true,
             secure_cookies: false,
-            admin_hide_sensitive_data: false,
+            admin_hide_sensitive_data: true,
             site_name: "otp".to_owned(),
             secret_key: None,
             key_file: None,
@@ -725,7 +725,7 @@ mod tests {
         assert_eq!(config.database_url, "sqlite://otp.db");
         assert!(config.signup_enabled);
         assert!(!config.secure_cookies);
-        assert!(!config.admin_hide_sensitive_data);
+        assert!(config.admin_hide_sensitive_data, "hidden by default");
         assert_eq!(config.body_limit, 65536);
         assert_eq!(config.request_timeout, Duration::from_secs(30));
         assert_eq!(config.rate_limit_per_minute, 60);
@@ -767,7 +767,7 @@ mod tests {
             env(&[
                 ("OTP_ADDR", "127.0.0.1:0"),
                 ("OTP_SITE_NAME", ""), // empty: unset
-                ("OTP_ADMIN_HIDE_SENSITIVE_DATA", "YES"),
+                ("OTP_ADMIN_HIDE_SENSITIVE_DATA", "NO"),
                 ("OTP_SIGNUP", "0"),
                 ("OTP_SECRET_KEY", "1:00"),
                 ("OTP_EMAIL_TOKEN_VALIDITY", "120"),
@@ -778,7 +778,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.addr.to_string(), "127.0.0.1:0");
         assert_eq!(config.database_url, "sqlite://file.db");
-        assert!(config.secure_cookies && config.admin_hide_sensitive_data);
+        assert!(config.secure_cookies && !config.admin_hide_sensitive_data);
         assert!(!config.signup_enabled);
         assert_eq!(config.site_name, "From file");
         assert_eq!(config.body_limit, 2048);
