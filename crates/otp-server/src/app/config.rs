@@ -16,6 +16,9 @@
 //! | `OTP_ALLOWED_ORIGINS` | `[server] allowed_origins` | other origins (`scheme://host[:port]`) allowed to post JSON: comma-separated, or a TOML array | none |
 //! | `OTP_RATE_LIMIT_PER_MINUTE` | `[server] rate_limit_per_minute` | posts to the login endpoints, and to the verification endpoints, that one client (IP address) may make at once and then per minute, 0 (no limit) to 100000; more get 429 | 60 |
 //! | `OTP_RATE_LIMIT_SHARED` | `[server] rate_limit_shared` | boolean: the rate limit's budgets are kept in the database, so that every server on it counts each client's requests together, instead of in each server's memory (one statement per allowed request; a refused client is then refused from memory until its wait ends) | `true` on PostgreSQL, `false` on SQLite |
+//! | `OTP_PASSWORD_FREE_FAILURES` | `[server] password_free_failures` | consecutive wrong passwords for one username that cost no wait, 0 to 1000 | 5 |
+//! | `OTP_PASSWORD_BACKOFF` | `[server] password_backoff` | seconds one username must wait after the first wrong password beyond the free ones, doubling with each further one, 0 (no back-off) to 3600; attempts during the wait are refused unjudged, with the answer of a wrong password (see [`password_backoff`](super::password_backoff)) | 1 |
+//! | `OTP_PASSWORD_BACKOFF_MAX` | `[server] password_backoff_max` | the longest of those waits, in seconds, 1 to 86400 | 300 |
 //! | `OTP_TRUST_FORWARDED_FOR` | `[server] trust_forwarded_for` | boolean: the client of the rate limit is the last `X-Forwarded-For` address (turn on only behind one reverse proxy that sets it) | `false` |
 //!
 //! The framework's own settings (`OTP_TOTP_ISSUER`, `[totp] issuer`, `OTP_FAILURE_BUDGET`,
@@ -78,6 +81,7 @@ use otp_core::{DatabaseUrl, Settings, SmtpMailer};
 use zeroize::Zeroizing;
 
 use super::Error;
+use super::password_backoff::PasswordBackoff;
 
 /// The database when no source names one.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://otp.db";
@@ -127,6 +131,8 @@ pub struct ServerConfig {
     /// Whether the rate limit's client is the last `X-Forwarded-For` address rather than the
     /// peer (behind one trusted reverse proxy).
     pub trust_forwarded_for: bool,
+    /// The back-off per username after wrong passwords.
+    pub password_backoff: PasswordBackoff,
     /// How often expired sessions are deleted (not a setting: 60 seconds).
     pub session_cleanup_interval: Duration,
     /// The framework's settings.
@@ -158,6 +164,7 @@ impl fmt::Debug for ServerConfig {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("rate_limit_shared", &self.rate_limit_shared)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("password_backoff", &self.password_backoff)
             .field("session_cleanup_interval", &self.session_cleanup_interval)
             .field("settings", &self.settings)
             .finish()
@@ -182,6 +189,7 @@ impl Default for ServerConfig {
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             rate_limit_shared: None,
             trust_forwarded_for: false,
+            password_backoff: PasswordBackoff::default(),
             session_cleanup_interval: Duration::from_secs(60),
             settings: Settings::default(),
         }
@@ -266,6 +274,18 @@ const TRUST_FORWARDED_FOR: Key = Key {
     env: "OTP_TRUST_FORWARDED_FOR",
     toml: "trust_forwarded_for",
 };
+const PASSWORD_FREE_FAILURES: Key = Key {
+    env: "OTP_PASSWORD_FREE_FAILURES",
+    toml: "password_free_failures",
+};
+const PASSWORD_BACKOFF: Key = Key {
+    env: "OTP_PASSWORD_BACKOFF",
+    toml: "password_backoff",
+};
+const PASSWORD_BACKOFF_MAX: Key = Key {
+    env: "OTP_PASSWORD_BACKOFF_MAX",
+    toml: "password_backoff_max",
+};
 /// Every key of `[server]`, for the unknown-key check.
 const KEYS: &[&Key] = &[
     &ADDR,
@@ -282,6 +302,9 @@ const KEYS: &[&Key] = &[
     &RATE_LIMIT,
     &RATE_LIMIT_SHARED,
     &TRUST_FORWARDED_FOR,
+    &PASSWORD_FREE_FAILURES,
+    &PASSWORD_BACKOFF,
+    &PASSWORD_BACKOFF_MAX,
 ];
 
 fn invalid(name: impl Into<String>, problem: impl Into<String>) -> Error {
@@ -380,6 +403,9 @@ struct Layer {
     rate_limit_per_minute: Option<u32>,
     rate_limit_shared: Option<bool>,
     trust_forwarded_for: Option<bool>,
+    password_free_failures: Option<u32>,
+    password_backoff: Option<Duration>,
+    password_backoff_max: Option<Duration>,
 }
 
 impl Layer {
@@ -482,6 +508,18 @@ impl Layer {
             }
             "rate_limit_shared" => self.rate_limit_shared = Some(raw.boolean(name)?),
             "trust_forwarded_for" => self.trust_forwarded_for = Some(raw.boolean(name)?),
+            "password_free_failures" => {
+                let count = raw.integer(name, 0..=1000, "a number of failures")?;
+                self.password_free_failures = Some(u32::try_from(count).unwrap_or(u32::MAX));
+            }
+            "password_backoff" => {
+                let secs = raw.integer(name, 0..=3600, "whole seconds")?;
+                self.password_backoff = Some(Duration::from_secs(secs));
+            }
+            "password_backoff_max" => {
+                let secs = raw.integer(name, 1..=86400, "whole seconds")?;
+                self.password_backoff_max = Some(Duration::from_secs(secs));
+            }
             other => unreachable!("no setting {other}"),
         }
         Ok(())
@@ -504,6 +542,9 @@ impl Layer {
             rate_limit_per_minute: self.rate_limit_per_minute.or(lower.rate_limit_per_minute),
             rate_limit_shared: self.rate_limit_shared.or(lower.rate_limit_shared),
             trust_forwarded_for: self.trust_forwarded_for.or(lower.trust_forwarded_for),
+            password_free_failures: self.password_free_failures.or(lower.password_free_failures),
+            password_backoff: self.password_backoff.or(lower.password_backoff),
+            password_backoff_max: self.password_backoff_max.or(lower.password_backoff_max),
         }
     }
 }
@@ -674,6 +715,17 @@ impl ServerConfig {
             trust_forwarded_for: layer
                 .trust_forwarded_for
                 .unwrap_or(defaults.trust_forwarded_for),
+            password_backoff: PasswordBackoff {
+                free_failures: layer
+                    .password_free_failures
+                    .unwrap_or(defaults.password_backoff.free_failures),
+                delay: layer
+                    .password_backoff
+                    .unwrap_or(defaults.password_backoff.delay),
+                max_delay: layer
+                    .password_backoff_max
+                    .unwrap_or(defaults.password_backoff.max_delay),
+            },
             session_cleanup_interval: defaults.session_cleanup_interval,
             settings,
         })
@@ -730,6 +782,10 @@ mod tests {
         assert_eq!(config.request_timeout, Duration::from_secs(30));
         assert_eq!(config.rate_limit_per_minute, 60);
         assert!(!config.trust_forwarded_for);
+        assert_eq!(config.password_backoff, PasswordBackoff::default());
+        assert_eq!(config.password_backoff.free_failures, 5);
+        assert_eq!(config.password_backoff.delay, Duration::from_secs(1));
+        assert_eq!(config.password_backoff.max_delay, Duration::from_secs(300));
         assert!(config.secret_key.is_none() && config.smtp_url.is_none());
         // The rate limit's budgets: shared through PostgreSQL, in memory with SQLite.
         assert_eq!(config.rate_limit_shared, None);
@@ -758,6 +814,8 @@ mod tests {
             rate_limit_per_minute = 5
             rate_limit_shared = true
             trust_forwarded_for = true
+            password_free_failures = 2
+            password_backoff = 7
 
             [email]
             token_validity = 600
@@ -773,6 +831,8 @@ mod tests {
                 ("OTP_EMAIL_TOKEN_VALIDITY", "120"),
                 ("OTP_RATE_LIMIT_PER_MINUTE", "0"),
                 ("OTP_RATE_LIMIT_SHARED", "no"),
+                ("OTP_PASSWORD_BACKOFF", "0"),
+                ("OTP_PASSWORD_BACKOFF_MAX", "60"),
             ]),
         )
         .unwrap();
@@ -786,6 +846,14 @@ mod tests {
         assert_eq!(config.allowed_origins, ["https://app.example"]);
         assert_eq!(config.rate_limit_per_minute, 0, "0 turns the limit off");
         assert!(config.trust_forwarded_for);
+        assert_eq!(
+            config.password_backoff,
+            PasswordBackoff {
+                free_failures: 2,
+                delay: Duration::ZERO,
+                max_delay: Duration::from_secs(60),
+            }
+        );
         assert_eq!(config.rate_limit_shared, Some(false));
         assert!(!config.rate_limit_is_shared());
         assert_eq!(config.key_file, Some(PathBuf::from("keys.txt")));
@@ -814,7 +882,8 @@ mod tests {
                 "invalid setting server.sinup: unknown setting; the [server] table takes addr, \
                  database_url, signup, secure_cookies, admin_hide_sensitive_data, site_name, \
                  key_file, smtp_url, body_limit, request_timeout, allowed_origins, \
-                 rate_limit_per_minute, rate_limit_shared, trust_forwarded_for",
+                 rate_limit_per_minute, rate_limit_shared, trust_forwarded_for, \
+                 password_free_failures, password_backoff, password_backoff_max",
             ),
             (
                 Some("[server]\nsignup = \"no\""),
@@ -846,6 +915,11 @@ mod tests {
                 None,
                 &[("OTP_RATE_LIMIT_PER_MINUTE", "-1")],
                 r#"invalid setting OTP_RATE_LIMIT_PER_MINUTE: expected a number of requests from 0 to 100000, got "-1""#,
+            ),
+            (
+                None,
+                &[("OTP_PASSWORD_BACKOFF_MAX", "0")],
+                r#"invalid setting OTP_PASSWORD_BACKOFF_MAX: expected whole seconds from 1 to 86400, got "0""#,
             ),
             (
                 Some("[server]\ntrust_forwarded_for = 1"),

@@ -72,6 +72,7 @@ pub mod config;
 mod connections;
 mod layers;
 pub mod pages;
+pub mod password_backoff;
 mod shared_limits;
 pub mod templates;
 pub mod users;
@@ -96,6 +97,7 @@ use shared_limits::SharedBuckets;
 
 pub use config::ServerConfig;
 pub use layers::CONTENT_SECURITY_POLICY;
+pub use password_backoff::PasswordBackoff;
 pub use templates::{Page, Pages, URLS, Urls};
 pub use users::{NewUser, User, UserError, UserPage, UserQuery, Users};
 
@@ -466,7 +468,7 @@ async fn assemble(
     mailer: Arc<dyn Mailer>,
 ) -> Result<(Router, AppState), Error> {
     let sessions = SqlSessionStore::new(store.clone());
-    let users = Users::new(store.clone());
+    let users = Users::new(store.clone()).with_backoff(config.password_backoff);
     store.migrate().await?;
     sessions.migrate().await?;
     users.migrate().await?;
@@ -535,12 +537,13 @@ fn router(state: &AppState) -> Router {
         .layer(from_fn(layers::log_request))
 }
 
-/// Deletes expired sessions, and the rate-limit buckets in the database that have refilled,
-/// every `session_cleanup_interval` (a minute) until aborted. [`serve`] runs it; an app that
+/// Deletes expired sessions, the rate-limit buckets in the database that have refilled, and
+/// the password failures of accounts left alone for a day, every `session_cleanup_interval` (a minute) until aborted. [`serve`] runs it; an app that
 /// serves [`build`]'s router itself runs it too, or the tables grow.
 pub fn spawn_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
     let sessions = state.sessions.clone();
     let buckets = state.rate_limit_buckets.clone();
+    let users = state.users.clone();
     let interval = state.config.session_cleanup_interval;
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
@@ -554,6 +557,9 @@ pub fn spawn_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
                 && let Err(err) = buckets.forget(shared_limits::now_micros()).await
             {
                 tracing::warn!(error = %err, "deleting refilled rate-limit buckets failed");
+            }
+            if let Err(err) = users.forget_password_failures().await {
+                tracing::warn!(error = %err, "deleting forgotten password failures failed");
             }
         }
     })
