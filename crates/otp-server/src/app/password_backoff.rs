@@ -86,7 +86,7 @@ impl PasswordBackoff {
 fn delay_sql(n: &str) -> String {
     let doubled = format!("($4 << CAST({n} - $3 - 1 AS INTEGER))");
     format!(
-        "(CASE WHEN {n} <= $3 THEN 0 WHEN {n} - $3 > 32 THEN $5 \
+        "(CASE WHEN {n} <= $3 OR $4 = 0 THEN 0 WHEN {n} - $3 > 32 THEN $5 \
          WHEN {doubled} > $5 THEN $5 ELSE {doubled} END)"
     )
 }
@@ -227,6 +227,14 @@ mod tests {
             now += wait;
         }
         assert!(take(&store, &b, "bob", now).await.unwrap(), "another name");
+        // No back-off: no wait, however many failures (past the 32 doublings too).
+        let off = PasswordBackoff {
+            delay: Duration::ZERO,
+            ..b
+        };
+        for failures in 1..=40 {
+            assert!(take(&store, &off, "olive", now).await.unwrap(), "{failures}");
+        }
         // Within the free failures, an attempt stamped before the last one is not refused (two
         // requests at once, whose statements ran in the other order).
         assert!(
