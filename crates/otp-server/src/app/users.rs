@@ -723,6 +723,16 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|db| db.is_unique_violation())
 }
 
+/// The algorithm, version and cost of a PHC string (`$argon2id$v=19$m=…,t=…,p=…`), without its
+/// salt and hash.
+fn phc_cost(phc: &str) -> &str {
+    let end = phc
+        .match_indices('$')
+        .nth(3)
+        .map_or(phc.len(), |(at, _)| at);
+    &phc[..end]
+}
+
 /// Argon2id hashing on the blocking threads, a bounded number at a time.
 struct Hasher {
     argon2: Argon2<'static>,
@@ -785,6 +795,7 @@ impl Hasher {
         let password = Zeroizing::new(password.to_owned());
         self.blocking(move |hasher| {
             let real = hash.is_some();
+            // The same event for a user's hash and the dummy: it names the cost, not the hash.
             let hash = match hash {
                 Some(hash) => hash,
                 None => hasher
@@ -799,6 +810,7 @@ impl Hasher {
                     })
                     .clone(),
             };
+            tracing::trace!(cost = phc_cost(&hash), "checking a password hash");
             match hasher
                 .argon2
                 .verify_password(password.as_bytes(), hash.as_str())
@@ -899,10 +911,8 @@ mod tests {
         assert_eq!(user.key(), "1");
     }
 
-    /// The algorithm, version and cost of a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`),
-    /// without its salt and hash.
     fn cost(phc: &str) -> Vec<&str> {
-        phc.split('$').take(4).collect()
+        phc_cost(phc).split('$').collect()
     }
 
     #[tokio::test]
