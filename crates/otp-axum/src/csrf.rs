@@ -6,7 +6,7 @@ use http::{HeaderMap, StatusCode, header};
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
-use crate::WebError;
+use crate::{WebConfig, WebError};
 
 /// The name of the hidden form field that carries the token.
 pub const CSRF_FIELD: &str = "csrf_token";
@@ -81,10 +81,18 @@ impl IntoResponse for CsrfRejection {
 }
 
 /// Refuses a request whose `Origin` (or `Sec-Fetch-Site`) says it comes from another site.
-/// The request's own origin is its `Host` (which [`OtpLayer`](crate::OtpLayer) supplies from
-/// the URI for HTTP/2); `allowed` lists more, as `scheme://host[:port]`.
-/// Requests without these headers (non-browser clients) pass.
-pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), CsrfRejection> {
+///
+/// The request's own origin is `scheme://{Host}`: the `Host` header (which
+/// [`OtpLayer`](crate::OtpLayer) supplies from the URI for HTTP/2), and the scheme that
+/// [`WebConfig::https`] declares. Scheme and host must both match: `https://host` and
+/// `http://host` are different sites (a page served over plain HTTP, which anyone on the
+/// network can rewrite, must not post to the HTTPS site). The scheme is the app's
+/// configuration, never the request's: behind a proxy that terminates TLS the app sees plain
+/// HTTP, an HTTP/1.1 request line carries no scheme, and `X-Forwarded-Proto` is the client's to
+/// forge unless a trusted proxy overwrites it. [`WebConfig::allowed_origins`] lists more
+/// origins, as `scheme://host[:port]`. Requests without these headers (non-browser clients)
+/// pass.
+pub fn check_origin(headers: &HeaderMap, config: &WebConfig) -> Result<(), CsrfRejection> {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && site.eq_ignore_ascii_case("cross-site")
     {
@@ -94,17 +102,37 @@ pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), CsrfR
         return Ok(());
     };
     let origin = origin.to_str().map_err(|_| CsrfRejection::CrossOrigin)?;
-    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+    if config
+        .allowed_origins
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(origin))
+    {
         return Ok(());
     }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .ok_or(CsrfRejection::CrossOrigin)?;
-    let origin_host = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .ok_or(CsrfRejection::CrossOrigin)?;
+    let (scheme, other) = if config.https {
+        ("https://", "http://")
+    } else {
+        ("http://", "https://")
+    };
+    let origin_host = match strip_prefix_ignore_case(origin, scheme) {
+        Some(origin_host) => origin_host,
+        None => {
+            if strip_prefix_ignore_case(origin, other)
+                .is_some_and(|origin_host| origin_host.eq_ignore_ascii_case(host))
+            {
+                tracing::debug!(
+                    origin,
+                    https = config.https,
+                    "refused: the Origin's scheme is not the site's (is WebConfig::https right?)"
+                );
+            }
+            return Err(CsrfRejection::CrossOrigin);
+        }
+    };
     if origin_host.eq_ignore_ascii_case(host) {
         Ok(())
     } else {
@@ -112,9 +140,16 @@ pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), CsrfR
     }
 }
 
+/// `text` without `prefix`, compared in any ASCII case.
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
 /// The checks of a JSON endpoint that changes state: a JSON content type and a same-site
 /// origin.
-pub fn check_json_request(headers: &HeaderMap, allowed: &[String]) -> Result<(), CsrfRejection> {
+pub fn check_json_request(headers: &HeaderMap, config: &WebConfig) -> Result<(), CsrfRejection> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -123,7 +158,7 @@ pub fn check_json_request(headers: &HeaderMap, allowed: &[String]) -> Result<(),
     if !essence.eq_ignore_ascii_case("application/json") {
         return Err(CsrfRejection::NotJson);
     }
-    check_origin(headers, allowed)
+    check_origin(headers, config)
 }
 
 /// The checks of a form that changes state: a same-site origin and the session's token.
@@ -133,11 +168,11 @@ pub fn check_json_request(headers: &HeaderMap, allowed: &[String]) -> Result<(),
 /// `Ok(Err(_))` for a refused request; `Err(_)` if the session store fails.
 pub async fn check_form(
     headers: &HeaderMap,
-    allowed: &[String],
+    config: &WebConfig,
     session: &Session,
     submitted: Option<&str>,
 ) -> Result<Result<(), CsrfRejection>, WebError> {
-    if let Err(rejection) = check_origin(headers, allowed) {
+    if let Err(rejection) = check_origin(headers, config) {
         return Ok(Err(rejection));
     }
     let Some(expected) = session.get::<String>(CSRF_SESSION_KEY).await? else {
@@ -167,31 +202,92 @@ mod tests {
         map
     }
 
+    fn allowing(origins: &[&str]) -> WebConfig {
+        WebConfig {
+            allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+            ..WebConfig::default()
+        }
+    }
+
     #[test]
     fn origins_are_compared_with_the_host() {
+        let plain = WebConfig::default();
         let same = headers(&[
             ("host", "127.0.0.1:8000"),
             ("origin", "http://127.0.0.1:8000"),
         ]);
-        assert_eq!(check_origin(&same, &[]), Ok(()));
+        assert_eq!(check_origin(&same, &plain), Ok(()));
         let other = headers(&[
             ("host", "127.0.0.1:8000"),
             ("origin", "http://evil.example"),
         ]);
-        assert_eq!(check_origin(&other, &[]), Err(CsrfRejection::CrossOrigin));
-        let allowed = vec!["http://evil.example".to_owned()];
+        assert_eq!(
+            check_origin(&other, &plain),
+            Err(CsrfRejection::CrossOrigin)
+        );
+        let allowed = allowing(&["http://evil.example"]);
         assert_eq!(check_origin(&other, &allowed), Ok(()));
         let null = headers(&[("host", "a"), ("origin", "null")]);
-        assert_eq!(check_origin(&null, &[]), Err(CsrfRejection::CrossOrigin));
+        assert_eq!(check_origin(&null, &plain), Err(CsrfRejection::CrossOrigin));
         let fetch = headers(&[("sec-fetch-site", "cross-site")]);
-        assert_eq!(check_origin(&fetch, &[]), Err(CsrfRejection::CrossOrigin));
-        assert_eq!(check_origin(&HeaderMap::new(), &[]), Ok(()));
+        assert_eq!(
+            check_origin(&fetch, &plain),
+            Err(CsrfRejection::CrossOrigin)
+        );
+        assert_eq!(check_origin(&HeaderMap::new(), &plain), Ok(()));
+    }
+
+    /// Issue #10: `https://host` was accepted for a site at `http://host`, and the reverse.
+    #[test]
+    fn origins_are_compared_with_the_scheme_too() {
+        let http = WebConfig::default();
+        let https = WebConfig {
+            https: true,
+            ..WebConfig::default()
+        };
+        let from = |origin: &str| headers(&[("host", "app.example"), ("origin", origin)]);
+        for (origin, site, expected) in [
+            ("http://app.example", &http, Ok(())),
+            ("HTTP://App.Example", &http, Ok(())),
+            (
+                "https://app.example",
+                &http,
+                Err(CsrfRejection::CrossOrigin),
+            ),
+            ("https://app.example", &https, Ok(())),
+            (
+                "http://app.example",
+                &https,
+                Err(CsrfRejection::CrossOrigin),
+            ),
+            ("ws://app.example", &https, Err(CsrfRejection::CrossOrigin)),
+            ("app.example", &https, Err(CsrfRejection::CrossOrigin)),
+            ("https://", &https, Err(CsrfRejection::CrossOrigin)),
+            (
+                "https://app.example.evil",
+                &https,
+                Err(CsrfRejection::CrossOrigin),
+            ),
+        ] {
+            assert_eq!(
+                check_origin(&from(origin), site),
+                expected,
+                "{origin} for a site with https = {}",
+                site.https
+            );
+        }
+        // A listed origin is allowed whatever the site's scheme: it names its own.
+        let listed = WebConfig {
+            https: true,
+            ..allowing(&["http://app.example"])
+        };
+        assert_eq!(check_origin(&from("http://app.example"), &listed), Ok(()));
     }
 
     #[test]
     fn json_endpoints_need_a_json_content_type() {
         let json = headers(&[("content-type", "application/json; charset=utf-8")]);
-        assert_eq!(check_json_request(&json, &[]), Ok(()));
+        assert_eq!(check_json_request(&json, &WebConfig::default()), Ok(()));
         for other in [
             "text/plain",
             "application/x-www-form-urlencoded",
@@ -199,13 +295,13 @@ mod tests {
         ] {
             let h = headers(&[("content-type", other)]);
             assert_eq!(
-                check_json_request(&h, &[]),
+                check_json_request(&h, &WebConfig::default()),
                 Err(CsrfRejection::NotJson),
                 "{other}"
             );
         }
         assert_eq!(
-            check_json_request(&HeaderMap::new(), &[]),
+            check_json_request(&HeaderMap::new(), &WebConfig::default()),
             Err(CsrfRejection::NotJson)
         );
     }

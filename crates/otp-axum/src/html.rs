@@ -335,8 +335,7 @@ async fn check_csrf(
     submitted: Option<&str>,
     back_url: String,
 ) -> Result<(), Response> {
-    let allowed = &otp.web().config().allowed_origins;
-    match check_form(headers, allowed, otp.session(), submitted).await {
+    match check_form(headers, otp.web().config(), otp.session(), submitted).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(rejection)) => Err(error_page(
             otp,

@@ -58,7 +58,7 @@ fn checked<T>(
     headers: &HeaderMap,
     body: Result<Json<T>, JsonRejection>,
 ) -> Result<T, Box<Response>> {
-    check_json_request(headers, &otp.web().config().allowed_origins)
+    check_json_request(headers, otp.web().config())
         .map_err(|rejection| Box::new(rejection.into_response()))?;
     body.map(|Json(value)| value).map_err(|_| {
         Box::new(FlowError::BadRequest("The body is not the expected JSON object.").into_response())
@@ -93,8 +93,7 @@ async fn create_session(
 }
 
 async fn delete_session(mut otp: OtpSession, headers: HeaderMap) -> Response {
-    if let Err(rejection) = crate::csrf::check_origin(&headers, &otp.web().config().allowed_origins)
-    {
+    if let Err(rejection) = crate::csrf::check_origin(&headers, otp.web().config()) {
         return rejection.into_response();
     }
     match otp.logout().await {

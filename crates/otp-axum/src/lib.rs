@@ -71,7 +71,7 @@
 //!   feature), then the second factor, with the half-done login held in the session for at
 //!   most ten minutes.
 //! - [`csrf`]: a session-bound token for forms; for JSON, a JSON content type and a same-site
-//!   `Origin`.
+//!   `Origin` (same scheme and host: set [`WebConfig::https`] on an HTTPS site).
 //!
 //! ## Features
 //!

@@ -40,6 +40,11 @@ pub struct WebConfig {
     /// Origins besides the request's own that may post JSON (for example a front end on
     /// another port), written `scheme://host[:port]`.
     pub allowed_origins: Vec<String>,
+    /// Whether browsers reach the app over HTTPS, directly or through a proxy that terminates
+    /// TLS (default `false`). The request's own origin, which the CSRF checks compare `Origin`
+    /// with, is `https://{Host}` if so and `http://{Host}` if not: see
+    /// [`check_origin`](crate::csrf::check_origin).
+    pub https: bool,
     /// A folder whose templates replace the built-in ones of the same name.
     pub template_dir: Option<PathBuf>,
     /// The site's name, shown in page titles.
@@ -58,6 +63,7 @@ impl Default for WebConfig {
             max_verification_idle: None,
             step_up_window: Duration::from_secs(300),
             allowed_origins: Vec::new(),
+            https: false,
             template_dir: None,
             site_name: "Sign in".into(),
         }

@@ -39,6 +39,8 @@ store_tests!(
     non_json_content_types_are_415,
     cross_site_requests_are_refused_and_same_site_ones_pass,
     configured_origins_may_post,
+    the_origin_scheme_must_be_the_sites,
+    an_https_site_refuses_http_origins,
     the_account_failure_budget_stops_verification,
     steps_without_a_login_are_login_required,
     throttling_doubles_and_retry_after_rounds_up,
@@ -911,6 +913,47 @@ async fn configured_origins_may_post(db: TestDb) {
     reply.assert_error(StatusCode::FORBIDDEN, "csrf_failed", "another port");
 }
 
+/// `https://host` is not `http://host`: an `Origin` with the right host and the wrong scheme is
+/// another site (a page served over plain HTTP on the same host, for one).
+async fn the_origin_scheme_must_be_the_sites(db: TestDb) {
+    let app = TestApp::new(db).await;
+    app.totp_device("u-alice", "phone").await;
+    let client = app.client().await;
+    let credentials = json!({ "username": "alice", "password": "alice-password" });
+    let http_origin = client.origin().to_owned();
+    let https_origin = http_origin.replacen("http://", "https://", 1);
+    assert_ne!(http_origin, https_origin);
+    let reply = post_json_from(&client, &https_origin, "/api/v1/session", &credentials).await;
+    reply.assert_error(
+        StatusCode::FORBIDDEN,
+        "csrf_failed",
+        "https origin, http site",
+    );
+    let reply = post_json_from(&client, &http_origin, "/api/v1/session", &credentials).await;
+    reply.assert_status(StatusCode::OK);
+}
+
+/// The same for an HTTPS site (behind a proxy that terminates TLS): the other way round.
+async fn an_https_site_refuses_http_origins(db: TestDb) {
+    let app = TestApp::builder(db)
+        .config(|c| c.https = true)
+        .build()
+        .await;
+    app.totp_device("u-alice", "phone").await;
+    let client = app.client().await;
+    let credentials = json!({ "username": "alice", "password": "alice-password" });
+    let http_origin = client.origin().to_owned();
+    let https_origin = http_origin.replacen("http://", "https://", 1);
+    let reply = post_json_from(&client, &http_origin, "/api/v1/session", &credentials).await;
+    reply.assert_error(
+        StatusCode::FORBIDDEN,
+        "csrf_failed",
+        "http origin, https site",
+    );
+    let reply = post_json_from(&client, &https_origin, "/api/v1/session", &credentials).await;
+    reply.assert_status(StatusCode::OK);
+}
+
 async fn the_account_failure_budget_stops_verification(db: TestDb) {
     let app = TestApp::builder(db)
         .settings(|s| {
@@ -1100,9 +1143,13 @@ async fn verifying_a_session_the_app_logged_in_cycles_its_id(db: TestDb) {
 }
 
 /// Over HTTP/2 browsers send no `Host` header: hyper puts `:authority` in the request URI. A
-/// same-site `Origin` must still pass (in-process: this server speaks HTTP/1 only).
+/// same-site `Origin` must still pass (in-process: this server speaks HTTP/1 only). Browsers
+/// speak HTTP/2 over TLS only: the app says it is an HTTPS site.
 async fn an_http2_request_without_host_is_checked_against_its_authority(db: TestDb) {
-    let app = TestApp::new(db).await;
+    let app = TestApp::builder(db)
+        .config(|c| c.https = true)
+        .build()
+        .await;
     app.totp_device("u-alice", "phone").await;
     let request = |origin: &str| {
         http::Request::builder()

@@ -148,3 +148,40 @@ async fn the_openapi_description_matches_the_routes() {
     assert!(checked >= 17, "{checked}");
     state.otp().store().close().await;
 }
+
+/// Issue #10: the origin check compares the scheme too. A server with secure cookies is an
+/// HTTPS site (behind a proxy that terminates TLS): `http://` origins of its own host are
+/// another site; without them it is an HTTP site, and `https://` origins are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_must_have_the_sites_scheme() {
+    for secure_cookies in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            secure_cookies,
+            ..config(dir.path())
+        };
+        let (router, state) = app::build(config).await.unwrap();
+        let login = |origin: &str| {
+            Request::post("/api/v1/session")
+                .header(header::HOST, "app.example")
+                .header(header::ORIGIN, origin)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    r#"{"username": "nobody", "password": "wrong password"}"#,
+                ))
+                .unwrap()
+        };
+        let (own, other) = if secure_cookies {
+            ("https://app.example", "http://app.example")
+        } else {
+            ("http://app.example", "https://app.example")
+        };
+        let (status, _, body) = call(&router, login(other)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{other}: {body}");
+        assert!(body.contains("csrf_failed"), "{body}");
+        let (status, _, body) = call(&router, login(own)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{own}: {body}");
+        assert!(body.contains("invalid_credentials"), "{body}");
+        state.otp().store().close().await;
+    }
+}

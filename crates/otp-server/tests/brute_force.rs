@@ -2,7 +2,8 @@
 //! guesses as fast as a few threads can send them, and a time limit. No guess may be accepted;
 //! the account locks after at most 100 consecutive failures (NIST SP 800-63B § 5.2.2);
 //! throttling delays are honoured; the user recovers with a backup code or an operator reset;
-//! and each client address gets only so many login and verification attempts a minute.
+//! and each client address gets only so many login and verification attempts a minute; wrong
+//! passwords for one account, from any number of addresses and servers, back off.
 
 mod common;
 
@@ -228,11 +229,12 @@ fn throttling_delays_are_honoured() {
     assert_eq!(listed["throttle_failures"], 0, "{listed}");
 }
 
-/// Settings of the rate-limit scenarios: ten attempts per client and minute (throttling off,
-/// so that the limit is the only thing that refuses).
+/// Settings of the rate-limit scenarios: ten attempts per client and minute (throttling and
+/// the password back-off off, so that the limit is the only thing that refuses).
 const LIMITED: &[(&str, &str)] = &[
     ("OTP_RATE_LIMIT_PER_MINUTE", "10"),
     ("OTP_TOTP_THROTTLE_FACTOR", "0"),
+    ("OTP_PASSWORD_BACKOFF", "0"),
     ("OTP_LOG", "warn"),
 ];
 
@@ -406,4 +408,108 @@ fn forwarded_for_is_believed_only_when_configured() {
     let answer = forwarded(&mut client, "192.0.2.99, 192.0.2.2");
     // Two a minute: one more every thirty seconds.
     assert_rate_limited_json(&answer, "the third attempt of 192.0.2.2", 30);
+}
+
+/// Settings of the password back-off scenario: three free failures, then 3 s, 6 s; no limit
+/// per client address (the attacker has many).
+const BACKOFF: &[(&str, &str)] = &[
+    ("OTP_PASSWORD_FREE_FAILURES", "3"),
+    ("OTP_PASSWORD_BACKOFF", "3"),
+    ("OTP_PASSWORD_BACKOFF_MAX", "6"),
+    ("OTP_RATE_LIMIT_PER_MINUTE", "0"),
+    ("OTP_LOG", "warn"),
+];
+/// Client addresses of the attack, and wrong passwords from each.
+const ADDRESSES: u8 = 5;
+const GUESSES_PER_ADDRESS: usize = 12;
+
+/// Issue #10: 325 wrong passwords from five addresses, 301 judged. Now the account backs off:
+/// of 60 wrong passwords from five addresses (through two servers on PostgreSQL), only the
+/// free failures and about one more are judged; every answer is the same; the right password
+/// during the wait gets that same answer, and after the wait it works.
+#[test]
+fn wrong_passwords_back_off_per_account_across_addresses_and_servers() {
+    password_back_off(&TestDb::sqlite(), 1);
+    if let Some(db) = TestDb::postgres() {
+        password_back_off(&db, 2);
+    }
+}
+
+/// The failures and the next time an attempt is judged (Unix ms) of `username`, if any.
+fn backoff_row(db: &TestDb, username: &str) -> Option<(u64, i64)> {
+    let rows = Probe::open(db).rows(&format!(
+        "SELECT CAST(failures AS TEXT), CAST(next_attempt_at AS TEXT) \
+         FROM app_password_failures WHERE username_key = '{username}'"
+    ));
+    rows.first().map(|row| {
+        let number = |i: usize| row[i].as_deref().unwrap().parse::<i64>().unwrap();
+        (u64::try_from(number(0)).unwrap(), number(1))
+    })
+}
+
+fn password_back_off(db: &TestDb, servers: usize) {
+    add_user(db, "grace", &[]);
+    let servers: Vec<Server> = (0..servers).map(|_| Server::start(db, BACKOFF)).collect();
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        for address in 1..=ADDRESSES {
+            let ip: IpAddr = [127, 0, 0, address].into();
+            let mut clients: Vec<Client> = servers
+                .iter()
+                .map(|server| server.client().with_local_ip(ip))
+                .collect();
+            let answers = Arc::clone(&answers);
+            scope.spawn(move || {
+                for guess in 0..GUESSES_PER_ADDRESS {
+                    let count = clients.len();
+                    let client = &mut clients[guess % count];
+                    let answer = json_login(client, "grace", &format!("wrong password {guess}"));
+                    answers.lock().unwrap().push(answer);
+                }
+            });
+        }
+    });
+    let answers = Arc::try_unwrap(answers).unwrap().into_inner().unwrap();
+    assert_eq!(answers.len(), usize::from(ADDRESSES) * GUESSES_PER_ADDRESS);
+    let seen: HashSet<(u16, String)> = answers
+        .iter()
+        .map(|answer| (answer.status, answer.body.clone()))
+        .collect();
+    assert_eq!(seen.len(), 1, "one answer for every attempt: {seen:?}");
+    let wrong = answers[0].clone();
+    assert_eq!(outcome(&wrong), (401, "invalid_credentials".to_owned()));
+    // The free failures and one more were judged (two more if the attack outlasted a wait).
+    let (judged, _) = backoff_row(db, "grace").expect("the account's row");
+    assert!(
+        (4..=5).contains(&judged),
+        "{judged} of {} judged",
+        answers.len()
+    );
+
+    // The right password during the wait: the same answer, not judged.
+    let mut user = servers[0].client().with_local_ip([127, 0, 0, 9].into());
+    let refused = json_login(&mut user, "grace", PASSWORD);
+    assert_eq!(
+        (refused.status, &refused.body),
+        (wrong.status, &wrong.body),
+        "the right password while the account waits"
+    );
+    let (failures, next_attempt_at) = backoff_row(db, "grace").unwrap();
+    assert_eq!(failures, judged, "a refused attempt is not counted");
+
+    // After the wait, through the other server if there is one.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let wait =
+        u64::try_from(i128::from(next_attempt_at) - i128::try_from(now).unwrap()).unwrap_or(0);
+    assert!(wait <= 6_000, "{wait} ms");
+    std::thread::sleep(Duration::from_millis(wait + 100));
+    let mut user = servers[servers.len() - 1]
+        .client()
+        .with_local_ip([127, 0, 0, 9].into());
+    json_login(&mut user, "grace", PASSWORD)
+        .assert_status(200, "the right password after the wait");
+    assert_eq!(backoff_row(db, "grace"), None, "a right password resets");
 }

@@ -201,6 +201,8 @@ fn secrets_stay_out_of_the_log(db: &mut TestDb) {
             // A wrong code and then the right one, without waiting.
             ("OTP_TOTP_THROTTLE_FACTOR", "0"),
             ("OTP_STATIC_THROTTLE_FACTOR", "0"),
+            // The admin's config and QR pages show secrets: they must not be logged either.
+            ("OTP_ADMIN_HIDE_SENSITIVE_DATA", "false"),
         ],
     );
     flow.secret("the password of the sign-up", SIGNUP_PASSWORD);

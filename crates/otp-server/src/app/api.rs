@@ -198,7 +198,7 @@ impl FromRequestParts<AppState> for JsonRequest {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        check_json_request(&parts.headers, &state.web.config().allowed_origins)
+        check_json_request(&parts.headers, state.web.config())
             .map_err(IntoResponse::into_response)?;
         Ok(Self)
     }
@@ -214,8 +214,7 @@ impl FromRequestParts<AppState> for SameSite {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        check_origin(&parts.headers, &state.web.config().allowed_origins)
-            .map_err(IntoResponse::into_response)?;
+        check_origin(&parts.headers, state.web.config()).map_err(IntoResponse::into_response)?;
         Ok(Self)
     }
 }

@@ -5,8 +5,8 @@
 //! | `OTP_ADDR` | `[server] addr` | the address to listen on, `IP:PORT` (port 0 picks a free one) | `127.0.0.1:8000` |
 //! | `OTP_DATABASE_URL` | `[server] database_url` | `sqlite://PATH` or `postgres://USER@HOST/DATABASE` | `sqlite://otp.db` |
 //! | `OTP_SIGNUP` | `[server] signup` | boolean: whether anyone may make an account at `/signup` | `true` |
-//! | `OTP_SECURE_COOKIES` | `[server] secure_cookies` | boolean: the session cookie's `Secure` flag | `false` |
-//! | `OTP_ADMIN_HIDE_SENSITIVE_DATA` | `[server] admin_hide_sensitive_data` | boolean: the admin pages leave out secrets and codes (django-otp's `OTP_ADMIN_HIDE_SENSITIVE_DATA`) | `false` |
+//! | `OTP_SECURE_COOKIES` | `[server] secure_cookies` | boolean: the site is served over HTTPS: the session cookie's `Secure` flag, and the scheme (`https`, else `http`) that a request's `Origin` must have | `false` |
+//! | `OTP_ADMIN_HIDE_SENSITIVE_DATA` | `[server] admin_hide_sensitive_data` | boolean: the admin pages leave out secrets and codes (django-otp's `OTP_ADMIN_HIDE_SENSITIVE_DATA`; on by default here, off in django-otp) | `true` |
 //! | `OTP_SITE_NAME` | `[server] site_name` | text shown in page titles, 1 to 100 characters | `otp` |
 //! | `OTP_SECRET_KEY` | — | application keys, `ID:HEX` entries (environment only: keep keys out of files that get copied around) | none |
 //! | `OTP_KEY_FILE` | `[server] key_file` | a file of application keys | beside a SQLite database |
@@ -19,6 +19,9 @@
 //! | `OTP_STEP_UP_SECONDS` | `[server] step_up_seconds` | how recent the session's second factor must be, by a device the session did not enrol, to add, confirm or remove a device, make new backup codes or change the password ([`otp_axum::step_up`]), 30 to 86400 | 300 |
 //! | `OTP_VERIFICATION_MAX_AGE_SECONDS` | `[server] verification_max_age_seconds` | a session's second factor lapses this long after it was given (NIST SP 800-63B AAL2: 12 hours), 60 to 2592000 | 43200 |
 //! | `OTP_VERIFICATION_IDLE_SECONDS` | `[server] verification_idle_seconds` | a session's second factor lapses after this long without a request (AAL2: 30 minutes), 0 (never) to 2592000 | 1800 |
+//! | `OTP_PASSWORD_FREE_FAILURES` | `[server] password_free_failures` | consecutive wrong passwords for one username that cost no wait, 0 to 1000 | 5 |
+//! | `OTP_PASSWORD_BACKOFF` | `[server] password_backoff` | seconds one username must wait after the first wrong password beyond the free ones, doubling with each further one, 0 (no back-off) to 3600; attempts during the wait are refused unjudged, with the answer of a wrong password (see [`password_backoff`](super::password_backoff)) | 1 |
+//! | `OTP_PASSWORD_BACKOFF_MAX` | `[server] password_backoff_max` | the longest of those waits, in seconds, 1 to 86400 | 300 |
 //! | `OTP_TRUST_FORWARDED_FOR` | `[server] trust_forwarded_for` | boolean: the client of the rate limit is the last `X-Forwarded-For` address (turn on only behind one reverse proxy that sets it) | `false` |
 //!
 //! The framework's own settings (`OTP_TOTP_ISSUER`, `[totp] issuer`, `OTP_FAILURE_BUDGET`,
@@ -45,7 +48,9 @@
 //! at `http://127.0.0.1:8000` with no set-up. Any deployment that people reach over a network
 //! must run behind HTTPS (a reverse proxy that terminates TLS, and sets
 //! `Strict-Transport-Security`) with `OTP_SECURE_COOKIES=true`, so that browsers never send
-//! the session over plain HTTP.
+//! the session over plain HTTP. The same setting tells the CSRF checks that the site's origin
+//! is `https://HOST`: with it off, a form or JSON request whose `Origin` is `https://HOST` is
+//! refused as coming from another site, and with it on, one from `http://HOST` is.
 //!
 //! ```
 //! use otp_server::app::ServerConfig;
@@ -79,6 +84,7 @@ use otp_core::{DatabaseUrl, Settings, SmtpMailer};
 use zeroize::Zeroizing;
 
 use super::Error;
+use super::password_backoff::PasswordBackoff;
 
 /// The database when no source names one.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://otp.db";
@@ -140,6 +146,8 @@ pub struct ServerConfig {
     pub verification_max_age: Duration,
     /// How long a verified session may stay idle; `None` for as long as it lasts.
     pub verification_idle: Option<Duration>,
+    /// The back-off per username after wrong passwords.
+    pub password_backoff: PasswordBackoff,
     /// How often expired sessions are deleted (not a setting: 60 seconds).
     pub session_cleanup_interval: Duration,
     /// The framework's settings.
@@ -174,6 +182,7 @@ impl fmt::Debug for ServerConfig {
             .field("step_up_window", &self.step_up_window)
             .field("verification_max_age", &self.verification_max_age)
             .field("verification_idle", &self.verification_idle)
+            .field("password_backoff", &self.password_backoff)
             .field("session_cleanup_interval", &self.session_cleanup_interval)
             .field("settings", &self.settings)
             .finish()
@@ -187,7 +196,7 @@ impl Default for ServerConfig {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             signup_enabled: true,
             secure_cookies: false,
-            admin_hide_sensitive_data: false,
+            admin_hide_sensitive_data: true,
             site_name: "otp".to_owned(),
             secret_key: None,
             key_file: None,
@@ -201,6 +210,7 @@ impl Default for ServerConfig {
             step_up_window: DEFAULT_STEP_UP,
             verification_max_age: DEFAULT_VERIFICATION_MAX_AGE,
             verification_idle: Some(DEFAULT_VERIFICATION_IDLE),
+            password_backoff: PasswordBackoff::default(),
             session_cleanup_interval: Duration::from_secs(60),
             settings: Settings::default(),
         }
@@ -297,6 +307,18 @@ const VERIFICATION_IDLE: Key = Key {
     env: "OTP_VERIFICATION_IDLE_SECONDS",
     toml: "verification_idle_seconds",
 };
+const PASSWORD_FREE_FAILURES: Key = Key {
+    env: "OTP_PASSWORD_FREE_FAILURES",
+    toml: "password_free_failures",
+};
+const PASSWORD_BACKOFF: Key = Key {
+    env: "OTP_PASSWORD_BACKOFF",
+    toml: "password_backoff",
+};
+const PASSWORD_BACKOFF_MAX: Key = Key {
+    env: "OTP_PASSWORD_BACKOFF_MAX",
+    toml: "password_backoff_max",
+};
 /// Every key of `[server]`, for the unknown-key check.
 const KEYS: &[&Key] = &[
     &ADDR,
@@ -316,6 +338,9 @@ const KEYS: &[&Key] = &[
     &STEP_UP,
     &VERIFICATION_MAX_AGE,
     &VERIFICATION_IDLE,
+    &PASSWORD_FREE_FAILURES,
+    &PASSWORD_BACKOFF,
+    &PASSWORD_BACKOFF_MAX,
 ];
 
 fn invalid(name: impl Into<String>, problem: impl Into<String>) -> Error {
@@ -418,6 +443,9 @@ struct Layer {
     verification_max_age: Option<Duration>,
     /// `Some(None)`: never.
     verification_idle: Option<Option<Duration>>,
+    password_free_failures: Option<u32>,
+    password_backoff: Option<Duration>,
+    password_backoff_max: Option<Duration>,
 }
 
 impl Layer {
@@ -532,6 +560,18 @@ impl Layer {
                 let secs = raw.integer(name, 0..=2_592_000, "whole seconds (0: never)")?;
                 self.verification_idle = Some((secs > 0).then(|| Duration::from_secs(secs)));
             }
+            "password_free_failures" => {
+                let count = raw.integer(name, 0..=1000, "a number of failures")?;
+                self.password_free_failures = Some(u32::try_from(count).unwrap_or(u32::MAX));
+            }
+            "password_backoff" => {
+                let secs = raw.integer(name, 0..=3600, "whole seconds")?;
+                self.password_backoff = Some(Duration::from_secs(secs));
+            }
+            "password_backoff_max" => {
+                let secs = raw.integer(name, 1..=86400, "whole seconds")?;
+                self.password_backoff_max = Some(Duration::from_secs(secs));
+            }
             other => unreachable!("no setting {other}"),
         }
         Ok(())
@@ -557,6 +597,9 @@ impl Layer {
             step_up: self.step_up.or(lower.step_up),
             verification_max_age: self.verification_max_age.or(lower.verification_max_age),
             verification_idle: self.verification_idle.or(lower.verification_idle),
+            password_free_failures: self.password_free_failures.or(lower.password_free_failures),
+            password_backoff: self.password_backoff.or(lower.password_backoff),
+            password_backoff_max: self.password_backoff_max.or(lower.password_backoff_max),
         }
     }
 }
@@ -734,6 +777,17 @@ impl ServerConfig {
             verification_idle: layer
                 .verification_idle
                 .unwrap_or(defaults.verification_idle),
+            password_backoff: PasswordBackoff {
+                free_failures: layer
+                    .password_free_failures
+                    .unwrap_or(defaults.password_backoff.free_failures),
+                delay: layer
+                    .password_backoff
+                    .unwrap_or(defaults.password_backoff.delay),
+                max_delay: layer
+                    .password_backoff_max
+                    .unwrap_or(defaults.password_backoff.max_delay),
+            },
             session_cleanup_interval: defaults.session_cleanup_interval,
             settings,
         })
@@ -785,7 +839,7 @@ mod tests {
         assert_eq!(config.database_url, "sqlite://otp.db");
         assert!(config.signup_enabled);
         assert!(!config.secure_cookies);
-        assert!(!config.admin_hide_sensitive_data);
+        assert!(config.admin_hide_sensitive_data, "hidden by default");
         assert_eq!(config.body_limit, 65536);
         assert_eq!(config.request_timeout, Duration::from_secs(30));
         assert_eq!(config.rate_limit_per_minute, 60);
@@ -793,6 +847,10 @@ mod tests {
         assert_eq!(config.step_up_window, Duration::from_secs(300));
         assert_eq!(config.verification_max_age, Duration::from_secs(12 * 3600));
         assert_eq!(config.verification_idle, Some(Duration::from_secs(30 * 60)));
+        assert_eq!(config.password_backoff, PasswordBackoff::default());
+        assert_eq!(config.password_backoff.free_failures, 5);
+        assert_eq!(config.password_backoff.delay, Duration::from_secs(1));
+        assert_eq!(config.password_backoff.max_delay, Duration::from_secs(300));
         assert!(config.secret_key.is_none() && config.smtp_url.is_none());
         // The rate limit's budgets: shared through PostgreSQL, in memory with SQLite.
         assert_eq!(config.rate_limit_shared, None);
@@ -841,6 +899,8 @@ mod tests {
             rate_limit_per_minute = 5
             rate_limit_shared = true
             trust_forwarded_for = true
+            password_free_failures = 2
+            password_backoff = 7
 
             [email]
             token_validity = 600
@@ -850,18 +910,20 @@ mod tests {
             env(&[
                 ("OTP_ADDR", "127.0.0.1:0"),
                 ("OTP_SITE_NAME", ""), // empty: unset
-                ("OTP_ADMIN_HIDE_SENSITIVE_DATA", "YES"),
+                ("OTP_ADMIN_HIDE_SENSITIVE_DATA", "NO"),
                 ("OTP_SIGNUP", "0"),
                 ("OTP_SECRET_KEY", "1:00"),
                 ("OTP_EMAIL_TOKEN_VALIDITY", "120"),
                 ("OTP_RATE_LIMIT_PER_MINUTE", "0"),
                 ("OTP_RATE_LIMIT_SHARED", "no"),
+                ("OTP_PASSWORD_BACKOFF", "0"),
+                ("OTP_PASSWORD_BACKOFF_MAX", "60"),
             ]),
         )
         .unwrap();
         assert_eq!(config.addr.to_string(), "127.0.0.1:0");
         assert_eq!(config.database_url, "sqlite://file.db");
-        assert!(config.secure_cookies && config.admin_hide_sensitive_data);
+        assert!(config.secure_cookies && !config.admin_hide_sensitive_data);
         assert!(!config.signup_enabled);
         assert_eq!(config.site_name, "From file");
         assert_eq!(config.body_limit, 2048);
@@ -869,6 +931,14 @@ mod tests {
         assert_eq!(config.allowed_origins, ["https://app.example"]);
         assert_eq!(config.rate_limit_per_minute, 0, "0 turns the limit off");
         assert!(config.trust_forwarded_for);
+        assert_eq!(
+            config.password_backoff,
+            PasswordBackoff {
+                free_failures: 2,
+                delay: Duration::ZERO,
+                max_delay: Duration::from_secs(60),
+            }
+        );
         assert_eq!(config.rate_limit_shared, Some(false));
         assert!(!config.rate_limit_is_shared());
         assert_eq!(config.key_file, Some(PathBuf::from("keys.txt")));
@@ -898,7 +968,8 @@ mod tests {
                  database_url, signup, secure_cookies, admin_hide_sensitive_data, site_name, \
                  key_file, smtp_url, body_limit, request_timeout, allowed_origins, \
                  rate_limit_per_minute, rate_limit_shared, trust_forwarded_for, step_up_seconds, \
-                 verification_max_age_seconds, verification_idle_seconds",
+                 verification_max_age_seconds, verification_idle_seconds, \
+                 password_free_failures, password_backoff, password_backoff_max",
             ),
             (
                 Some("[server]\nsignup = \"no\""),
@@ -930,6 +1001,11 @@ mod tests {
                 None,
                 &[("OTP_RATE_LIMIT_PER_MINUTE", "-1")],
                 r#"invalid setting OTP_RATE_LIMIT_PER_MINUTE: expected a number of requests from 0 to 100000, got "-1""#,
+            ),
+            (
+                None,
+                &[("OTP_PASSWORD_BACKOFF_MAX", "0")],
+                r#"invalid setting OTP_PASSWORD_BACKOFF_MAX: expected whole seconds from 1 to 86400, got "0""#,
             ),
             (
                 Some("[server]\ntrust_forwarded_for = 1"),

@@ -55,7 +55,8 @@
 //! the router the peer address; a router served without
 //! `into_make_service_with_connect_info::<SocketAddr>()` puts all its clients in one bucket
 //! (and says so in a WARN). Every form carries the session's CSRF token; the
-//! JSON API requires a JSON content type and a same-site `Origin`. The session cookie is
+//! JSON API requires a JSON content type and a same-site `Origin` (same scheme and host: `https`
+//! when `OTP_SECURE_COOKIES=true`, `http` otherwise). The session cookie is
 //! `HttpOnly`, `SameSite=Lax`, and `Secure` when `OTP_SECURE_COOKIES=true` (off by default
 //! for `http://127.0.0.1` development: turn it on behind HTTPS; see [`config`]).
 //!
@@ -71,6 +72,7 @@ pub mod config;
 mod connections;
 mod layers;
 pub mod pages;
+pub mod password_backoff;
 mod shared_limits;
 pub mod templates;
 pub mod users;
@@ -95,6 +97,7 @@ use shared_limits::SharedBuckets;
 
 pub use config::ServerConfig;
 pub use layers::CONTENT_SECURITY_POLICY;
+pub use password_backoff::PasswordBackoff;
 pub use templates::{Page, Pages, URLS, Urls};
 pub use users::{NewUser, User, UserError, UserPage, UserQuery, Users};
 
@@ -273,8 +276,7 @@ impl AppState {
         submitted: Option<&str>,
         back_url: &str,
     ) -> Result<(), Response> {
-        let allowed = &otp.web().config().allowed_origins;
-        match check_form(headers, allowed, otp.session(), submitted).await {
+        match check_form(headers, otp.web().config(), otp.session(), submitted).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(rejection)) => Err(self
                 .error_page(
@@ -475,7 +477,7 @@ async fn assemble(
     mailer: Arc<dyn Mailer>,
 ) -> Result<(Router, AppState), Error> {
     let sessions = SqlSessionStore::new(store.clone());
-    let users = Users::new(store.clone());
+    let users = Users::new(store.clone()).with_backoff(config.password_backoff);
     store.migrate().await?;
     sessions.migrate().await?;
     users.migrate().await?;
@@ -493,6 +495,8 @@ async fn assemble(
         step_up_window: config.step_up_window,
         max_verification_age: Some(config.verification_max_age),
         max_verification_idle: config.verification_idle,
+        // Secure cookies are sent over HTTPS only: the site is an HTTPS one.
+        https: config.secure_cookies,
         ..WebConfig::default()
     };
     let web = OtpWeb::with_config(otp, SessionAccounts::new(users.clone()), web_config)?;
@@ -545,12 +549,13 @@ fn router(state: &AppState) -> Router {
         .layer(from_fn(layers::log_request))
 }
 
-/// Deletes expired sessions, and the rate-limit buckets in the database that have refilled,
-/// every `session_cleanup_interval` (a minute) until aborted. [`serve`] runs it; an app that
+/// Deletes expired sessions, the rate-limit buckets in the database that have refilled, and
+/// the password failures of accounts left alone for a day, every `session_cleanup_interval` (a minute) until aborted. [`serve`] runs it; an app that
 /// serves [`build`]'s router itself runs it too, or the tables grow.
 pub fn spawn_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
     let sessions = state.sessions.clone();
     let buckets = state.rate_limit_buckets.clone();
+    let users = state.users.clone();
     let interval = state.config.session_cleanup_interval;
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
@@ -564,6 +569,9 @@ pub fn spawn_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
                 && let Err(err) = buckets.forget(shared_limits::now_micros()).await
             {
                 tracing::warn!(error = %err, "deleting refilled rate-limit buckets failed");
+            }
+            if let Err(err) = users.forget_password_failures().await {
+                tracing::warn!(error = %err, "deleting forgotten password failures failed");
             }
         }
     })

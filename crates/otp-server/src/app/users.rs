@@ -42,6 +42,8 @@ use serde::ser::SerializeStruct;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
+use super::password_backoff::{self, PasswordBackoff};
+
 /// The migrations of the app's own tables.
 const MIGRATIONS: &[Migration] = &[Migration {
     component: "otp-server",
@@ -228,6 +230,7 @@ pub struct Users {
     store: Store,
     hasher: Arc<Hasher>,
     clock: Arc<dyn Clock>,
+    backoff: PasswordBackoff,
 }
 
 impl fmt::Debug for Users {
@@ -272,7 +275,15 @@ impl Users {
             store,
             hasher: Arc::new(Hasher::new()),
             clock: Arc::new(SystemClock),
+            backoff: PasswordBackoff::default(),
         }
+    }
+
+    /// Replaces the numbers of the back-off after wrong passwords (see
+    /// [`password_backoff`](super::password_backoff)).
+    pub fn with_backoff(mut self, backoff: PasswordBackoff) -> Self {
+        self.backoff = backoff;
+        self
     }
 
     /// Replaces the clock that stamps new users and password changes.
@@ -292,7 +303,22 @@ impl Users {
     ///
     /// [`UserError::Core`] if the database fails.
     pub async fn migrate(&self) -> Result<(), UserError> {
-        Ok(self.store.apply_migrations(MIGRATIONS).await?)
+        self.store.apply_migrations(MIGRATIONS).await?;
+        Ok(self
+            .store
+            .apply_migrations(password_backoff::MIGRATIONS)
+            .await?)
+    }
+
+    /// Deletes the password failures of accounts left alone for a day (see
+    /// [`password_backoff`](super::password_backoff)); returns how many.
+    ///
+    /// # Errors
+    ///
+    /// A database failure.
+    pub async fn forget_password_failures(&self) -> Result<u64, UserError> {
+        let now = self.clock.now().unix_millis();
+        Ok(password_backoff::forget(&self.store, &self.backoff, now).await?)
     }
 
     /// Creates a user and returns it.
@@ -406,7 +432,11 @@ impl Users {
 
     /// Checks a username and password: `Ok(Some(user))` if they are right, `Ok(None)` if
     /// not (a wrong password is not an error). Takes as long for a username that does not exist
-    /// as for a wrong password.
+    /// as for a wrong password: the same statements and the same hashing work.
+    ///
+    /// Every attempt goes through the username's back-off (see
+    /// [`password_backoff`](super::password_backoff)): while the account must wait, the
+    /// password is not judged and the answer is `Ok(None)`, right password or not.
     ///
     /// # Errors
     ///
@@ -420,21 +450,25 @@ impl Users {
             // No account has such a password: refused before any work, for everyone alike.
             return Ok(None);
         }
-        let found = if check_username(username).is_ok() {
-            self.find_with_hash(username).await?
-        } else {
-            None
-        };
-        match found {
-            Some((user, hash)) => Ok(self
-                .hasher
-                .verify(password, Some(hash))
-                .await?
-                .then_some(user)),
-            None => {
-                self.hasher.verify(password, None).await?;
-                Ok(None)
+        if check_username(username).is_err() {
+            // No account has such a name.
+            self.hasher.verify(password, None).await?;
+            return Ok(None);
+        }
+        let key = username_key(username);
+        let now = self.clock.now().unix_millis();
+        if !password_backoff::take(&self.store, &self.backoff, &key, now).await? {
+            return Ok(None);
+        }
+        let found = self.find_with_hash(username).await?;
+        let (user, hash) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
+        let right = self.hasher.verify(password, hash).await?;
+        match user {
+            Some(user) if right => {
+                password_backoff::reset(&self.store, &key).await?;
+                Ok(Some(user))
             }
+            _ => Ok(None),
         }
     }
 
@@ -676,6 +710,16 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|db| db.is_unique_violation())
 }
 
+/// The algorithm, version and cost of a PHC string (`$argon2id$v=19$m=…,t=…,p=…`), without its
+/// salt and hash.
+fn phc_cost(phc: &str) -> &str {
+    let end = phc
+        .match_indices('$')
+        .nth(3)
+        .map_or(phc.len(), |(at, _)| at);
+    &phc[..end]
+}
+
 /// Argon2id hashing on the blocking threads, a bounded number at a time.
 struct Hasher {
     argon2: Argon2<'static>,
@@ -738,6 +782,7 @@ impl Hasher {
         let password = Zeroizing::new(password.to_owned());
         self.blocking(move |hasher| {
             let real = hash.is_some();
+            // The same event for a user's hash and the dummy: it names the cost, not the hash.
             let hash = match hash {
                 Some(hash) => hash,
                 None => hasher
@@ -752,6 +797,7 @@ impl Hasher {
                     })
                     .clone(),
             };
+            tracing::trace!(cost = phc_cost(&hash), "checking a password hash");
             match hasher
                 .argon2
                 .verify_password(password.as_bytes(), hash.as_str())
@@ -852,10 +898,8 @@ mod tests {
         assert_eq!(user.key(), "1");
     }
 
-    /// The algorithm, version and cost of a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`),
-    /// without its salt and hash.
     fn cost(phc: &str) -> Vec<&str> {
-        phc.split('$').take(4).collect()
+        phc_cost(phc).split('$').collect()
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! `otp bench verify` and `otp bench hotp`: throughput on this machine, for side-by-side
-//! comparisons with django-otp (`bench/compare.sh` runs both).
+//! comparisons with django-otp (`bench/compare.sh` runs both). `otp bench login-timing`: whether
+//! a login's time tells a username that exists from one that does not.
 //!
 //! `otp bench verify` measures [`Otp::verify_token`] end to end against a real database, the
 //! way django-otp's `django_otp_bench.py` measures `django_otp.verify_token`:
@@ -22,6 +23,14 @@
 //! database cannot be created, is used as it is, with user keys of its own
 //! (`otp-bench-PID-…`) whose devices and accounts are deleted afterwards. `OTP_DATABASE_URL` is
 //! deliberately not read: a benchmark writes to a production database only when told to.
+//!
+//! `otp bench login-timing` checks, on the same kind of fresh database, that a wrong password
+//! for a user who exists takes as long as any password for a name nobody has ([`Users`]
+//! does the same statements and the same argon2id work on both paths). It logs in with wrong
+//! passwords as the two, in turns (which goes first drawn at random for each pair), through
+//! [`Users::authenticate`] with the password back-off's statements but no waits, and reports
+//! both medians, their difference, and the Mann-Whitney U test of the two samples: a
+//! two-sided p-value well above 0.05 means that these timings do not tell the two apart.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -37,6 +46,7 @@ use otp_oath::{Hotp, HotpParams, Secret, Totp, TotpParams, TotpWindow};
 use serde_json::json;
 
 use super::{Failure, GlobalArgs, Streams};
+use crate::app::{NewUser, PasswordBackoff, UserError, Users};
 
 /// The key of RFC 4226 Appendix D, as django-otp's benchmark uses.
 const RFC_KEY: &[u8; 20] = b"12345678901234567890";
@@ -56,7 +66,9 @@ pub(crate) const LONG_ABOUT: &str = "Measure throughput on this machine\n\n\
     with throttling off (the first line, 'verify_token:'), then right codes with a clock moved \
     30 s per verification. The database is fresh: a SQLite file in a temporary directory, or \
     with --database-url postgres://... a new database on that server, dropped afterwards. \
-    OTP_DATABASE_URL is not read. 'otp bench hotp' computes HOTP codes in process.\n\n\
+    OTP_DATABASE_URL is not read. 'otp bench hotp' computes HOTP codes in process. \
+    'otp bench login-timing' logs in with wrong passwords as a user who exists and as a name \
+    nobody has, in turns, and prints both medians and a Mann-Whitney U test of the two.\n\n\
     Each line reads 'NAME: N ops/s (p50 X us, p99 Y us)'; --json prints one JSON object \
     with ops_per_sec, p50_us and p99_us (and more).";
 
@@ -72,6 +84,21 @@ pub enum BenchCommand {
     Verify(BenchVerifyArgs),
     /// HOTP codes per second, in process (SHA-1, 6 digits, the HMAC key prepared once)
     Hotp(BenchHotpArgs),
+    /// Wrong-password logins of a known user and of an unknown name, in turns: medians and a
+    /// Mann-Whitney U test (does the time tell whether a username exists?)
+    LoginTiming(BenchLoginTimingArgs),
+}
+
+/// Arguments of `otp bench login-timing`.
+#[derive(Args, Debug)]
+pub struct BenchLoginTimingArgs {
+    /// Logins of each kind (1 to 10000), after a warm-up of three
+    #[arg(long, default_value_t = 200, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub samples: u16,
+    /// Print one JSON object: {"known_median_us", "unknown_median_us", "p", ...}
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `otp bench verify`.
@@ -118,6 +145,7 @@ pub(super) fn run(
     match command {
         BenchCommand::Verify(args) => verify(&args, global, streams),
         BenchCommand::Hotp(args) => hotp(&args, streams),
+        BenchCommand::LoginTiming(args) => login_timing(&args, global, streams),
     }
 }
 
@@ -728,6 +756,249 @@ fn verify(
     writeln!(streams.out, "{text}").map_err(Failure::stdout)
 }
 
+// --------------------------------------------------------------------------- login-timing
+
+/// The password of the benchmark's known user (the attempts use other ones).
+const KNOWN_PASSWORD: &str = "the known user's password";
+
+/// What one `otp bench login-timing` measured: the latency of each wrong-password login, in
+/// nanoseconds, for the known user and for a name nobody has, taken in turns.
+struct TimingReport {
+    known: Vec<u64>,
+    unknown: Vec<u64>,
+}
+
+/// The median of sorted `values`.
+fn median(sorted: &[u64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2] as f64,
+        n => (sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0,
+    }
+}
+
+/// The Mann-Whitney U test of two samples: `U` of the first, its z score (normal
+/// approximation with the correction for ties) and the two-sided p-value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct MannWhitney {
+    u: f64,
+    z: f64,
+    p: f64,
+}
+
+fn mann_whitney(first: &[u64], second: &[u64]) -> MannWhitney {
+    let (n1, n2) = (first.len() as f64, second.len() as f64);
+    let mut all: Vec<(u64, bool)> = first
+        .iter()
+        .map(|&v| (v, true))
+        .chain(second.iter().map(|&v| (v, false)))
+        .collect();
+    all.sort_unstable_by_key(|&(value, _)| value);
+    // Ranks from 1, ties sharing their average rank.
+    let (mut rank_sum, mut ties, mut i) = (0.0, 0.0, 0);
+    while i < all.len() {
+        let j = i + all[i..].iter().take_while(|(v, _)| *v == all[i].0).count();
+        let average = (i + 1 + j) as f64 / 2.0;
+        let in_first = all[i..j].iter().filter(|(_, f)| *f).count() as f64;
+        rank_sum += average * in_first;
+        let t = (j - i) as f64;
+        ties += t * t * t - t;
+        i = j;
+    }
+    let u = rank_sum - n1 * (n1 + 1.0) / 2.0;
+    let n = n1 + n2;
+    let variance = n1 * n2 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)).max(1.0));
+    let z = if variance > 0.0 {
+        (u - n1 * n2 / 2.0) / variance.sqrt()
+    } else {
+        0.0
+    };
+    MannWhitney {
+        u,
+        z,
+        p: erfc(z.abs() / std::f64::consts::SQRT_2).min(1.0),
+    }
+}
+
+/// The complementary error function (Numerical Recipes' `erfcc`, relative error below 1.2e-7).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+async fn run_login_timing(
+    store: &Store,
+    args: &BenchLoginTimingArgs,
+    user_prefix: &str,
+) -> Result<TimingReport, Failure> {
+    store.migrate().await?;
+    // The back-off's statements run on both paths, but never make an attempt wait: every
+    // attempt is judged, as the first few of any account are.
+    let users = Users::new(store.clone()).with_backoff(PasswordBackoff {
+        delay: Duration::ZERO,
+        ..PasswordBackoff::default()
+    });
+    users.migrate().await.map_err(user_failure)?;
+    let known = format!("{user_prefix}known");
+    let unknown = format!("{user_prefix}unknown");
+    users
+        .create(NewUser::new(&known, KNOWN_PASSWORD))
+        .await
+        .map_err(user_failure)?;
+    let attempt = |username: &str, i: usize| {
+        let users = users.clone();
+        let username = username.to_owned();
+        async move {
+            let password = format!("wrong password {i}");
+            let started = Instant::now();
+            let found = users
+                .authenticate(&username, &password)
+                .await
+                .map_err(user_failure)?;
+            let took = started.elapsed();
+            if found.is_some() {
+                return Err(Failure::System(
+                    "benchmark: a wrong password was accepted".to_owned(),
+                ));
+            }
+            Ok::<u64, Failure>(took.as_nanos().try_into().unwrap_or(u64::MAX))
+        }
+    };
+    // Warm-up: the dummy hash is made on first use, connections are opened.
+    for i in 0..3 {
+        attempt(&known, i).await?;
+        attempt(&unknown, i).await?;
+    }
+    let samples = usize::from(args.samples);
+    let mut report = TimingReport {
+        known: Vec::with_capacity(samples),
+        unknown: Vec::with_capacity(samples),
+    };
+    // In turns, which goes first decided at random for each pair, so that drift (caches, the
+    // machine's other work, SQLite's checkpoints) falls on both alike.
+    let mut coin = [0u8; 1];
+    for i in 0..samples {
+        getrandom::fill(&mut coin).map_err(|error| Failure::System(error.to_string()))?;
+        if coin[0] & 1 == 0 {
+            report.known.push(attempt(&known, i).await?);
+            report.unknown.push(attempt(&unknown, i).await?);
+        } else {
+            report.unknown.push(attempt(&unknown, i).await?);
+            report.known.push(attempt(&known, i).await?);
+        }
+    }
+    Ok(report)
+}
+
+fn user_failure(error: UserError) -> Failure {
+    Failure::System(format!("benchmark: {error}"))
+}
+
+/// Deletes the benchmark's users and back-off rows from a database that was given.
+async fn delete_login_rows(store: &Store, pattern: &str) -> Result<(), Failure> {
+    let failed = |error: sqlx::Error| Failure::Core(error.into());
+    for sql in [
+        "DELETE FROM app_users WHERE username_key LIKE $1",
+        "DELETE FROM app_password_failures WHERE username_key LIKE $1",
+    ] {
+        match store.pool() {
+            Pool::Sqlite(pool) => {
+                sqlx::query(sql)
+                    .bind(pattern)
+                    .execute(pool)
+                    .await
+                    .map_err(failed)?;
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query(sql)
+                    .bind(pattern)
+                    .execute(pool)
+                    .await
+                    .map_err(failed)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn login_timing(
+    args: &BenchLoginTimingArgs,
+    global: &GlobalArgs,
+    streams: &mut Streams<'_>,
+) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure::System(format!("cannot start the async runtime: {error}")))?;
+    let user_prefix = format!("otp-bench-{}-", unique_suffix());
+    let (description, kind, mut report) = runtime.block_on(async {
+        let db = BenchDb::create(global.database_url.as_deref()).await?;
+        let store = match Store::connect(db.url()).await {
+            Ok(store) => store,
+            Err(error) => {
+                db.clean_up(None, &user_prefix).await?;
+                return Err(error.into());
+            }
+        };
+        let report = run_login_timing(&store, args, &user_prefix).await;
+        if matches!(db, BenchDb::Given { .. }) {
+            delete_login_rows(&store, &format!("{user_prefix}%")).await?;
+        }
+        let (description, kind) = (db.describe(), db.kind());
+        let cleaned = db.clean_up(Some(&store), &user_prefix).await;
+        let report = report?;
+        cleaned?;
+        Ok::<_, Failure>((description, kind, report))
+    })?;
+    report.known.sort_unstable();
+    report.unknown.sort_unstable();
+    let test = mann_whitney(&report.known, &report.unknown);
+    let (known, unknown) = (median(&report.known), median(&report.unknown));
+    let us = |nanos: f64| (nanos / 10.0).round() / 100.0;
+    let text = if args.json {
+        json!({
+            "name": "login_timing",
+            "database": kind,
+            "database_detail": description,
+            "samples": report.known.len(),
+            "known_median_us": us(known),
+            "unknown_median_us": us(unknown),
+            "difference_us": us(known - unknown),
+            "mann_whitney_u": test.u,
+            "z": (test.z * 1000.0).round() / 1000.0,
+            "p": test.p,
+        })
+        .to_string()
+    } else {
+        format!(
+            "login known user, wrong password: median {} us\n\
+             login unknown user: median {} us\n\
+             difference of medians: {} us; Mann-Whitney U = {:.0}, z = {:.3}, p = {:.4} \
+             (two-sided; p < 0.05 would mean the two are told apart)\n\
+             ({description}; {} logins of each, in turns)",
+            us(known),
+            us(unknown),
+            us(known - unknown),
+            test.u,
+            test.z,
+            test.p,
+            report.known.len(),
+        )
+    };
+    writeln!(streams.out, "{text}").map_err(Failure::stdout)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -802,8 +1073,12 @@ mod tests {
             .collect()
     }
 
+    /// Held by the tests that make benchmark databases, which check that none is left behind.
+    static DATABASES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn verify_measures_a_temporary_sqlite_database_and_removes_it() {
+        let _one_at_a_time = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
         let (status, out, err) = run_args(&["bench", "verify", "--seconds", "0.1"]);
         assert_eq!(status, std::process::ExitCode::SUCCESS, "{err}");
         let lines: Vec<&str> = out.lines().collect();
@@ -845,6 +1120,7 @@ mod tests {
 
     #[test]
     fn verify_on_postgres_drops_its_database() {
+        let _one_at_a_time = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
         let Ok(url) = std::env::var("OTP_TEST_POSTGRES_URL") else {
             otp_test_support_missing();
             return;
@@ -877,6 +1153,64 @@ mod tests {
                     .unwrap()
             });
         assert_eq!(left, 0, "a benchmark database was left behind");
+    }
+
+    #[test]
+    fn mann_whitney_matches_values_computed_by_hand() {
+        // Apart: U = 0, z = -4.5 / sqrt(5.25), p = 0.0495 (scipy: mannwhitneyu(..., method=
+        // "asymptotic", use_continuity=False) gives the same).
+        let apart = mann_whitney(&[1, 2, 3], &[4, 5, 6]);
+        assert_eq!(apart.u, 0.0);
+        assert!((apart.z + 1.963_961).abs() < 1e-5, "{apart:?}");
+        assert!((apart.p - 0.049_535).abs() < 1e-4, "{apart:?}");
+        let reversed = mann_whitney(&[4, 5, 6], &[1, 2, 3]);
+        assert_eq!((reversed.u, reversed.p), (9.0, apart.p));
+        // The same samples, and ties only: nothing to tell apart.
+        assert_eq!(mann_whitney(&[1, 2, 3], &[1, 2, 3]).p, 1.0);
+        let tied = mann_whitney(&[5, 5], &[5, 5]);
+        assert_eq!((tied.u, tied.z, tied.p), (2.0, 0.0, 1.0));
+        assert_eq!(median(&[1, 2, 3, 10]), 2.5);
+        assert_eq!(median(&[1, 2, 10]), 2.0);
+        assert!((erfc(0.0) - 1.0).abs() < 1e-7 && (erfc(-1.0) - 1.842_700_8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn login_timing_reports_both_medians_and_a_test() {
+        let _one_at_a_time = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+        let (status, out, err) = run_args(&["bench", "login-timing", "--samples", "3"]);
+        assert_eq!(status, std::process::ExitCode::SUCCESS, "{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[0].starts_with("login known user, wrong password: median "),
+            "{out}"
+        );
+        assert!(lines[1].starts_with("login unknown user: median "), "{out}");
+        assert!(lines[2].contains("Mann-Whitney U = "), "{out}");
+        assert!(lines[3].contains("3 logins of each"), "{out}");
+        let mut urls = vec![None];
+        match std::env::var("OTP_TEST_POSTGRES_URL") {
+            Ok(url) => urls.push(Some(url)),
+            Err(_) => otp_test_support_missing(),
+        }
+        for url in urls {
+            let mut args = vec!["bench", "login-timing", "--samples", "2", "--json"];
+            args.extend(
+                url.as_deref()
+                    .map(|url| ["--database-url", url])
+                    .into_iter()
+                    .flatten(),
+            );
+            let (status, out, err) = run_args(&args);
+            assert_eq!(status, std::process::ExitCode::SUCCESS, "{err}");
+            let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(json["samples"], 2, "{json}");
+            for key in ["known_median_us", "unknown_median_us", "p", "z"] {
+                assert!(json[key].is_number(), "{key}: {json}");
+            }
+            let expected = if url.is_some() { "postgres" } else { "sqlite" };
+            assert_eq!(json["database"], expected);
+        }
+        assert_eq!(leftover_directories(), Vec::<PathBuf>::new());
     }
 
     /// The skip rule of the workspace's tests for a missing service.

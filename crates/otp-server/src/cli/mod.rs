@@ -35,6 +35,7 @@
 //! | `otp serve [--addr IP:PORT] [--config FILE]` | `otp serve: listening on http://ADDR`, then serves until Ctrl-C or SIGTERM (see [`crate::app`]) |
 //! | `otp bench verify [--database-url URL] [--seconds S] [--clients N] [--shared-device] [--json]` | `verify_token: N ops/s (p50 X us, p99 Y us)` for wrong codes, then the same for right codes, on a fresh database (see `bench.rs`) |
 //! | `otp bench hotp [--seconds S] [--json]` | `hotp: N codes/s (p50 X us, p99 Y us)`, in process |
+//! | `otp bench login-timing [--database-url URL] [--samples N] [--json]` | the median wrong-password login of a known user and of an unknown name, their difference and a Mann-Whitney U test (see `bench.rs`) |
 //!
 //! `otp uri parse` prints, for example:
 //!
@@ -163,7 +164,7 @@ mod uri;
 mod user;
 mod verify;
 
-pub use bench::{BenchCommand, BenchHotpArgs, BenchVerifyArgs};
+pub use bench::{BenchCommand, BenchHotpArgs, BenchLoginTimingArgs, BenchVerifyArgs};
 pub use code::{CodeArgs, CodeKind, HotpCodeArgs, TotpCodeArgs};
 pub use device::{
     AddCommon, DeviceAddCommand, DeviceCommand, DeviceIdArgs, DeviceListArgs, EmailAddArgs,

@@ -23,7 +23,8 @@ pub(crate) const LONG_ABOUT: &str = "Run the reference server\n\n\
     Configuration comes from the command line, then the environment (OTP_ADDR, \
     OTP_DATABASE_URL, OTP_SIGNUP, OTP_SECURE_COOKIES, OTP_ADMIN_HIDE_SENSITIVE_DATA, \
     OTP_SITE_NAME, OTP_SECRET_KEY, OTP_KEY_FILE, OTP_SMTP_URL, OTP_BODY_LIMIT, \
-    OTP_REQUEST_TIMEOUT, OTP_ALLOWED_ORIGINS, OTP_RATE_LIMIT_PER_MINUTE, OTP_TRUST_FORWARDED_FOR \
+    OTP_REQUEST_TIMEOUT, OTP_ALLOWED_ORIGINS, OTP_RATE_LIMIT_PER_MINUTE, OTP_TRUST_FORWARDED_FOR, \
+    OTP_PASSWORD_FREE_FAILURES, OTP_PASSWORD_BACKOFF, OTP_PASSWORD_BACKOFF_MAX \
     and django-otp's settings), then the TOML file of \
     --config or OTP_CONFIG ([server] table for the server, the rest for the framework), then \
     the defaults. Without OTP_SMTP_URL, email codes are written to the log instead of sent. \

@@ -45,8 +45,9 @@
 //!
 //! Secrets of **existing** devices are never needed to run an admin, and whoever can read them
 //! can copy a user's authenticator. With
-//! [`admin_hide_sensitive_data`](crate::app::ServerConfig::admin_hide_sensitive_data) on, as
-//! django-otp hides `key`, the QR link and the config views of existing devices:
+//! [`admin_hide_sensitive_data`](crate::app::ServerConfig::admin_hide_sensitive_data) on (the
+//! default here, unlike django-otp, whose default is off), as django-otp hides `key`, the QR
+//! link and the config views of existing devices:
 //!
 //! - the config page and the QR code are 403 (before the device is even looked up);
 //! - no page links to them, and no page shows an otpauth:// URI, a secret or a QR code of a
