@@ -1,30 +1,59 @@
-//! CSRF protection: a session-bound token for forms, and for JSON an `Origin` check plus a
-//! required JSON content type (a cross-site form cannot send `application/json`).
+//! CSRF protection: a token for forms, and for JSON an `Origin` check plus a required JSON
+//! content type (a cross-site form cannot send `application/json`).
+//!
+//! A form's token is bound to the session once the session holds something (a login, its
+//! first half, or an app's data). Before that, a login or sign-up form of a visitor nobody
+//! knows yet stores nothing: its token is a keyed hash (with the application key) of a random
+//! nonce in the browser's `otp_csrf` cookie (`HttpOnly`, `SameSite=Lax`, `Secure` on an HTTPS
+//! site), a signed double-submit cookie. So a crawler's or an attacker's cookie-less requests
+//! of the login page leave no session row behind.
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, header};
+use otp_core::HashedCode;
 use subtle::ConstantTimeEq;
-use tower_sessions::Session;
 
-use crate::{WebConfig, WebError};
+use crate::state::PENDING_SESSION_KEY;
+use crate::{OtpSession, WebConfig, WebError};
 
 /// The name of the hidden form field that carries the token.
 pub const CSRF_FIELD: &str = "csrf_token";
+/// The name of the cookie whose nonce signs the forms of visitors without a session.
+pub const CSRF_COOKIE: &str = "otp_csrf";
 const CSRF_SESSION_KEY: &str = "otp_csrf_token";
+/// The context of the keyed hash of an anonymous form's token.
+const ANONYMOUS_CONTEXT: &[u8] = b"otp-axum/anonymous-csrf-token";
 
-/// The session's CSRF token for forms, made on first use.
+/// Whether the session holds nothing to bind a token to: no user, no half-done login, no
+/// session token yet.
+async fn is_anonymous(otp: &OtpSession) -> Result<bool, WebError> {
+    Ok(otp.user_key().is_none()
+        && otp.session.get_value(PENDING_SESSION_KEY).await?.is_none()
+        && otp.session.get_value(CSRF_SESSION_KEY).await?.is_none())
+}
+
+/// The CSRF token for the forms of this request's page: the session's (made on first use), or
+/// for a visitor with nothing in the session, one signed from the browser's `otp_csrf` cookie
+/// (set on this response if the browser had none), which stores nothing.
 ///
 /// # Errors
 ///
 /// [`WebError::Session`] if the session store fails.
-pub async fn csrf_token(session: &Session) -> Result<String, WebError> {
-    if let Some(token) = session.get::<String>(CSRF_SESSION_KEY).await? {
+pub async fn csrf_token(otp: &OtpSession) -> Result<String, WebError> {
+    if let Some(token) = otp.session.get::<String>(CSRF_SESSION_KEY).await? {
         return Ok(token);
+    }
+    if is_anonymous(otp).await? {
+        let nonce = otp.request.csrf_cookie.nonce();
+        let keys = otp.web().otp().key_ring();
+        return Ok(keys
+            .hash_code(ANONYMOUS_CONTEXT, nonce.as_bytes())
+            .to_stored());
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system random number generator failed");
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    session.insert(CSRF_SESSION_KEY, &token).await?;
+    otp.session.insert(CSRF_SESSION_KEY, &token).await?;
     Ok(token)
 }
 
@@ -161,28 +190,40 @@ pub fn check_json_request(headers: &HeaderMap, config: &WebConfig) -> Result<(),
     check_origin(headers, config)
 }
 
-/// The checks of a form that changes state: a same-site origin and the session's token.
+/// The checks of a form that changes state: a same-site origin and the token of
+/// [`csrf_token`] (the session's, or for a visitor with nothing in the session, the one signed
+/// from the browser's `otp_csrf` cookie).
 ///
 /// # Errors
 ///
 /// `Ok(Err(_))` for a refused request; `Err(_)` if the session store fails.
 pub async fn check_form(
     headers: &HeaderMap,
-    config: &WebConfig,
-    session: &Session,
+    otp: &OtpSession,
     submitted: Option<&str>,
 ) -> Result<Result<(), CsrfRejection>, WebError> {
-    if let Err(rejection) = check_origin(headers, config) {
+    if let Err(rejection) = check_origin(headers, otp.web().config()) {
         return Ok(Err(rejection));
     }
-    let Some(expected) = session.get::<String>(CSRF_SESSION_KEY).await? else {
-        return Ok(Err(CsrfRejection::BadToken));
+    let submitted = submitted.unwrap_or("");
+    let matches: bool = match otp.session.get::<String>(CSRF_SESSION_KEY).await? {
+        Some(expected) => submitted.as_bytes().ct_eq(expected.as_bytes()).into(),
+        None if is_anonymous(otp).await? => {
+            match (
+                &otp.request.csrf_cookie.presented,
+                HashedCode::from_stored(submitted),
+            ) {
+                (Some(nonce), Ok(token)) => otp
+                    .web()
+                    .otp()
+                    .key_ring()
+                    .verify_code(&token, ANONYMOUS_CONTEXT, nonce.as_bytes())
+                    .unwrap_or(false),
+                _ => false,
+            }
+        }
+        None => false,
     };
-    let matches: bool = submitted
-        .unwrap_or("")
-        .as_bytes()
-        .ct_eq(expected.as_bytes())
-        .into();
     Ok(if matches {
         Ok(())
     } else {

@@ -259,7 +259,7 @@ impl Context {
             site_name: otp.web().config().site_name.clone(),
             urls: urls.clone(),
             csrf_field: CSRF_FIELD,
-            csrf_token: csrf_token(otp.session()).await?,
+            csrf_token: csrf_token(otp).await?,
             next,
             user: otp.user_key().map(str::to_owned),
             token_inputmode: "numeric",
@@ -335,7 +335,7 @@ async fn check_csrf(
     submitted: Option<&str>,
     back_url: String,
 ) -> Result<(), Response> {
-    match check_form(headers, otp.web().config(), otp.session(), submitted).await {
+    match check_form(headers, otp, submitted).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(rejection)) => Err(error_page(
             otp,

@@ -65,6 +65,34 @@ impl OtpState {
 pub(crate) struct RequestOtp {
     pub(crate) web: OtpWeb,
     pub(crate) cache: Arc<Mutex<Option<OtpState>>>,
+    pub(crate) csrf_cookie: Arc<CsrfCookie>,
+}
+
+/// The browser's CSRF cookie for forms shown before a login (see [`crate::csrf`]): the nonce
+/// the request presented, and one issued for the response if it presented none.
+#[derive(Debug, Default)]
+pub(crate) struct CsrfCookie {
+    pub(crate) presented: Option<String>,
+    pub(crate) issued: std::sync::Mutex<Option<String>>,
+}
+
+impl CsrfCookie {
+    /// The nonce of this browser: the one it presented, else a new one that the response
+    /// will set.
+    pub(crate) fn nonce(&self) -> String {
+        if let Some(nonce) = &self.presented {
+            return nonce.clone();
+        }
+        let mut issued = self.issued.lock().unwrap_or_else(|err| err.into_inner());
+        issued
+            .get_or_insert_with(|| {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes)
+                    .expect("the operating system random number generator failed");
+                bytes.iter().map(|b| format!("{b:02x}")).collect()
+            })
+            .clone()
+    }
 }
 
 impl RequestOtp {

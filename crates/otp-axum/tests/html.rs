@@ -130,6 +130,7 @@ impl TestApp {
         Client {
             router: self.router.clone(),
             cookie: None,
+            csrf_cookie: None,
         }
     }
 
@@ -182,12 +183,14 @@ fn contains_word(text: &str, word: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A client that keeps the session cookie.
+// A client that keeps the session cookie, and the CSRF cookie of forms before a login.
 
 struct Client {
     router: Router,
     /// `name=value` of the session cookie.
     cookie: Option<String>,
+    /// `name=value` of the `otp_csrf` cookie.
+    csrf_cookie: Option<String>,
 }
 
 struct Reply {
@@ -270,15 +273,24 @@ fn form_body(fields: &[(&str, &str)]) -> String {
 
 impl Client {
     async fn send(&mut self, mut request: Request<Body>) -> Reply {
-        if let Some(cookie) = &self.cookie {
+        let cookies: Vec<&str> = [&self.cookie, &self.csrf_cookie]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        if !cookies.is_empty() {
             request
                 .headers_mut()
-                .insert(header::COOKIE, cookie.parse().unwrap());
+                .insert(header::COOKIE, cookies.join("; ").parse().unwrap());
         }
         let response = self.router.clone().oneshot(request).await.unwrap();
         for set in response.headers().get_all(header::SET_COOKIE) {
             let set = set.to_str().unwrap();
             let pair = set.split(';').next().unwrap().trim().to_owned();
+            if pair.starts_with(&format!("{}=", otp_axum::csrf::CSRF_COOKIE)) {
+                self.csrf_cookie = Some(pair);
+                continue;
+            }
             let removed = set.to_ascii_lowercase().contains("max-age=0");
             self.cookie = if removed { None } else { Some(pair) };
         }
@@ -393,8 +405,7 @@ async fn the_login_page_has_labels_a_csrf_field_and_no_password_value() {
             .contains(r#"<link rel="stylesheet" href="/account/otp.css">"#)
     );
     let csrf = page.csrf();
-    assert_eq!(csrf.len(), 64);
-    assert!(csrf.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(csrf.len() >= 64, "{csrf}");
     let password = page.input("otp-password");
     assert!(!password.contains("value"), "{password}");
     assert!(password.contains(r#"autocomplete="current-password""#));
@@ -402,10 +413,21 @@ async fn the_login_page_has_labels_a_csrf_field_and_no_password_value() {
     assert!(!page.body.contains("<script"));
     assert!(!page.body.contains(r#"name="next""#));
     assert!(!page.body.contains(r#"role="alert""#));
-    assert!(
-        client.cookie.is_some(),
-        "the CSRF token lives in the session"
-    );
+    // Security review, issue 10, finding 8: a visitor's login page stores no session; its
+    // token is signed from a cookie of its own.
+    assert!(client.cookie.is_none(), "the login page made a session");
+    let csrf_cookie = page
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|value| value.to_str().unwrap())
+        .find(|value| value.starts_with("otp_csrf="))
+        .expect("the CSRF cookie");
+    assert!(csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Lax"));
+    // The same browser keeps its cookie, and so its token.
+    let again = client.get("/account/login").await;
+    assert_eq!(again.csrf(), csrf);
+    assert!(again.headers.get(header::SET_COOKIE).is_none());
 
     let css = client.get("/account/otp.css").await;
     assert_eq!(css.status, StatusCode::OK);
@@ -461,6 +483,25 @@ async fn forms_without_the_right_csrf_token_are_refused_before_the_password_is_r
         )
         .await;
     cross_site.assert_page(StatusCode::FORBIDDEN);
+
+    // The right token in a browser without the cookie it was signed from, and in one with
+    // a cookie of its own.
+    let mut other = app.client();
+    let bob = [
+        ("username", "bob"),
+        ("password", "secret"),
+        ("csrf_token", &csrf),
+    ];
+    other
+        .post("/account/login", &bob)
+        .await
+        .assert_page(StatusCode::FORBIDDEN);
+    other.get("/account/login").await;
+    assert!(other.csrf_cookie.is_some() && other.csrf_cookie != client.csrf_cookie);
+    other
+        .post("/account/login", &bob)
+        .await
+        .assert_page(StatusCode::FORBIDDEN);
 
     // Nobody was logged in: the verify page still sends to the login page.
     client

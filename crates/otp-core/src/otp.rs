@@ -191,6 +191,12 @@ impl Otp {
         &self.inner.settings
     }
 
+    /// The application keys, for an app's own keyed hashes and seals (a web layer's stateless
+    /// CSRF tokens, say). Use a context of your own with them, never one of this crate's.
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
     /// The kinds, in their defined order (django-otp's `device_classes()`).
     pub fn device_kinds(&self) -> impl Iterator<Item = &Arc<dyn DeviceKind>> {
         self.inner.kinds.iter()

@@ -254,6 +254,8 @@ impl Reply {
 struct Browser {
     router: Router,
     cookie: Option<String>,
+    /// `otp_csrf=NONCE`: the cookie that signs the forms shown before a login.
+    csrf_cookie: Option<String>,
 }
 
 impl Browser {
@@ -261,14 +263,20 @@ impl Browser {
         Self {
             router: router.clone(),
             cookie: None,
+            csrf_cookie: None,
         }
     }
 
     async fn send(&mut self, mut request: Request<Body>) -> Reply {
         let headers = request.headers_mut();
         headers.insert(header::HOST, HOST.parse().unwrap());
-        if let Some(cookie) = &self.cookie {
-            headers.insert(header::COOKIE, cookie.parse().unwrap());
+        let cookies: Vec<&str> = [&self.cookie, &self.csrf_cookie]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        if !cookies.is_empty() {
+            headers.insert(header::COOKIE, cookies.join("; ").parse().unwrap());
         }
         let response = self.router.clone().oneshot(request).await.unwrap();
         let (parts, body) = response.into_parts();
@@ -278,6 +286,8 @@ impl Browser {
             if pair.starts_with("otp_session=") {
                 let removed = value.to_ascii_lowercase().contains("max-age=0");
                 self.cookie = (!removed).then(|| pair.to_owned());
+            } else if pair.starts_with("otp_csrf=") {
+                self.csrf_cookie = Some(pair.to_owned());
             }
         }
         let body = body.collect().await.unwrap().to_bytes();

@@ -185,3 +185,86 @@ async fn the_origin_must_have_the_sites_scheme() {
         state.otp().store().close().await;
     }
 }
+
+/// Security review, issue 10, finding 8: a visitor's pages (the login and sign-up forms) store
+/// no session row, however many cookie-less requests ask for them; the form still works with
+/// the token and cookie they were given.
+async fn visitors_store_no_session(db: otp_test_support::TestDb) {
+    let config = ServerConfig {
+        database_url: db.url.clone(),
+        secret_key: db
+            .is_postgres()
+            .then(|| zeroize::Zeroizing::new("1:".to_owned() + &"ab".repeat(32))),
+        ..ServerConfig::default()
+    };
+    let (router, state) = app::build(config).await.unwrap();
+    let rows = || async {
+        let count: i64 = async {
+            otp_core::on_connection!(state.otp().store(), std::convert::identity, |c| {
+                sqlx::query_scalar("SELECT COUNT(*) FROM otp_sessions")
+                    .fetch_one(c)
+                    .await
+                    .map_err(otp_core::Error::from)
+            })
+        }
+        .await
+        .unwrap();
+        count
+    };
+    let mut login_page = None;
+    for n in 0..40 {
+        let path = if n % 2 == 0 {
+            "/account/login"
+        } else {
+            "/signup"
+        };
+        let (status, headers, body) =
+            call(&router, Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let cookies: Vec<&str> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        assert!(
+            cookies
+                .iter()
+                .all(|cookie| !cookie.starts_with("otp_session=")),
+            "{path} made a session: {cookies:?}"
+        );
+        if n == 0 {
+            login_page = Some((cookies[0].split(';').next().unwrap().to_owned(), body));
+        }
+    }
+    assert_eq!(rows().await, 0, "visitors' pages stored sessions");
+
+    // The login form of the first page, with its cookie: a password step that stores the
+    // session, since it now holds the login.
+    state
+        .users
+        .create(NewUser::new("alice", "correct horse battery"))
+        .await
+        .unwrap();
+    let (csrf_cookie, body) = login_page.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = body.find(marker).unwrap() + marker.len();
+    let token = &body[start..start + body[start..].find('"').unwrap()];
+    let form = format!("username=alice&password=correct+horse+battery&csrf_token={token}");
+    let login = Request::post("/account/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, &csrf_cookie)
+        .body(Body::from(form))
+        .unwrap();
+    let (status, headers, body) = call(&router, login).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert!(
+        headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|value| value.to_str().unwrap().starts_with("otp_session="))
+    );
+    assert_eq!(rows().await, 1);
+    state.otp().store().close().await;
+}
+
+otp_test_support::store_tests!(visitors_store_no_session);

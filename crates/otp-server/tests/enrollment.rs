@@ -63,6 +63,7 @@ impl App {
         Browser {
             router: self.router.clone(),
             cookie: None,
+            csrf_cookie: None,
         }
     }
 
@@ -161,6 +162,8 @@ impl App {
 struct Browser {
     router: Router,
     cookie: Option<String>,
+    /// `otp_csrf=NONCE`: the cookie that signs the forms shown before a login.
+    csrf_cookie: Option<String>,
 }
 
 struct Reply {
@@ -283,8 +286,14 @@ impl Browser {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, format!("otp_session={cookie}"));
+        let mut cookies: Vec<String> = self
+            .cookie
+            .iter()
+            .map(|cookie| format!("otp_session={cookie}"))
+            .collect();
+        cookies.extend(self.csrf_cookie.clone());
+        if !cookies.is_empty() {
+            request = request.header(header::COOKIE, cookies.join("; "));
         }
         let response = self
             .router
@@ -299,6 +308,8 @@ impl Browser {
                 let cookie = rest.split(';').next().unwrap_or_default();
                 let removed = value.to_ascii_lowercase().contains("max-age=0") || cookie.is_empty();
                 self.cookie = (!removed).then(|| cookie.to_owned());
+            } else if value.starts_with("otp_csrf=") {
+                self.csrf_cookie = value.split(';').next().map(str::to_owned);
             }
         }
         let body = body.collect().await.unwrap().to_bytes();

@@ -196,7 +196,7 @@ impl AppState {
     pub async fn page(&self, otp: &OtpSession) -> Result<Page, Error> {
         let user = self.current_user(otp).await?;
         let csrf_token = match user {
-            Some(_) => csrf_token(otp.session()).await?,
+            Some(_) => csrf_token(otp).await?,
             None => String::new(),
         };
         Ok(Page {
@@ -220,7 +220,7 @@ impl AppState {
     pub async fn form_page(&self, otp: &OtpSession) -> Result<Page, Error> {
         let mut page = self.page(otp).await?;
         if page.csrf_token.is_empty() {
-            page.csrf_token = csrf_token(otp.session()).await?;
+            page.csrf_token = csrf_token(otp).await?;
         }
         Ok(page)
     }
@@ -276,7 +276,7 @@ impl AppState {
         submitted: Option<&str>,
         back_url: &str,
     ) -> Result<(), Response> {
-        match check_form(headers, otp.web().config(), otp.session(), submitted).await {
+        match check_form(headers, otp, submitted).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(rejection)) => Err(self
                 .error_page(

@@ -68,6 +68,8 @@ pub(crate) struct Client {
     authority: String,
     /// The session cookie's value.
     pub(crate) cookie: Option<String>,
+    /// The value of the cookie that signs the forms shown before a login (`otp_csrf`).
+    pub(crate) csrf_cookie: Option<String>,
     /// The local address to connect from (another loopback address, `127.0.0.2`, is another
     /// client to the server); `None` for the system's choice.
     pub(crate) local_ip: Option<IpAddr>,
@@ -84,6 +86,7 @@ impl Client {
         Self {
             authority,
             cookie: None,
+            csrf_cookie: None,
             local_ip: None,
         }
     }
@@ -98,6 +101,7 @@ impl Client {
     pub(crate) fn with_cookie_of(url: &str, other: &Client) -> Self {
         Self {
             cookie: other.cookie.clone(),
+            csrf_cookie: other.csrf_cookie.clone(),
             ..Self::new(url)
         }
     }
@@ -175,8 +179,18 @@ impl Client {
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
-        if let Some(cookie) = &self.cookie {
-            head.push_str(&format!("cookie: {SESSION_COOKIE}={cookie}\r\n"));
+        let mut cookies: Vec<String> = self
+            .cookie
+            .iter()
+            .map(|cookie| format!("{SESSION_COOKIE}={cookie}"))
+            .collect();
+        cookies.extend(
+            self.csrf_cookie
+                .iter()
+                .map(|nonce| format!("otp_csrf={nonce}")),
+        );
+        if !cookies.is_empty() {
+            head.push_str(&format!("cookie: {}\r\n", cookies.join("; ")));
         }
         if !body.is_empty() || method == "POST" {
             head.push_str(&format!("content-length: {}\r\n", body.len()));
@@ -237,6 +251,10 @@ impl Client {
     fn take_cookie(&mut self, response: &Response) {
         for (name, value) in &response.headers {
             if name != "set-cookie" {
+                continue;
+            }
+            if let Some(nonce) = value.strip_prefix("otp_csrf=") {
+                self.csrf_cookie = nonce.split(';').next().map(str::to_owned);
                 continue;
             }
             let Some(rest) = value.strip_prefix(&format!("{SESSION_COOKIE}=")) else {
