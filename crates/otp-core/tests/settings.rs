@@ -235,6 +235,22 @@ fn top_level_settings() {
 }
 
 #[test]
+fn email_per_address_per_hour() {
+    assert_eq!(Settings::default().email_per_address_per_hour, 5);
+    let by_env = from_env(&[("OTP_EMAIL_PER_ADDRESS_PER_HOUR", "0")]).unwrap();
+    assert_eq!(
+        by_env.email_per_address_per_hour, 0,
+        "0 turns the limit off"
+    );
+    let from_toml = Settings::from_toml_str("email_per_address_per_hour = 20").unwrap();
+    assert_eq!(from_toml.email_per_address_per_hour, 20);
+    assert_eq!(
+        error_text(Settings::from_toml_str("email_per_address_per_hour = 3601")),
+        "invalid setting email_per_address_per_hour: must be from 0 to 3600, got 3601"
+    );
+}
+
+#[test]
 fn challenges_per_hour() {
     assert_eq!(Settings::default().challenges_per_hour, 10);
     let by_env = from_env(&[("OTP_CHALLENGES_PER_HOUR", "3600")]).unwrap();
@@ -656,12 +672,14 @@ fn unknown_toml_keys_are_errors_naming_the_key() {
         (
             "[totpp]\nissuer = \"Example\"",
             "invalid setting totpp: unknown setting; the top level takes the tables totp, hotp, \
-             static, email and the keys failure_budget, max_throttle_delay, challenges_per_hour",
+             static, email and the keys failure_budget, max_throttle_delay, challenges_per_hour, \
+             email_per_address_per_hour",
         ),
         (
             "issuer = \"Example\"",
             "invalid setting issuer: unknown setting; the top level takes the tables totp, hotp, \
-             static, email and the keys failure_budget, max_throttle_delay, challenges_per_hour",
+             static, email and the keys failure_budget, max_throttle_delay, challenges_per_hour, \
+             email_per_address_per_hour",
         ),
         (
             "OTP_TOTP_ISSUER = \"Example\"",
@@ -687,7 +705,7 @@ fn unknown_toml_keys_are_errors_naming_the_key() {
             "database_url = \"sqlite::memory:\"",
             "invalid setting database_url: unknown setting; the top level takes the tables totp, \
              hotp, static, email and the keys failure_budget, max_throttle_delay, \
-             challenges_per_hour",
+             challenges_per_hour, email_per_address_per_hour",
         ),
     ];
     for (toml, expected) in cases {
