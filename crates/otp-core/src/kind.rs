@@ -23,6 +23,12 @@
 //!   (the I/O). The framework stores the prepared state first and rolls back the cooldown if
 //!   delivery fails.
 //!
+//! - A kind describes itself to the layers above, so that they ask the registry instead of
+//!   matching names: [`DeviceKind::label`] and [`DeviceKind::description`] for people, how users
+//!   enrol it ([`DeviceKind::enrolment`]), its [`DeviceKind::provisioning_uri`] and the
+//!   [`DeviceKind::codes_remaining`] of kinds made of codes. Each has a default, so a minimal
+//!   kind stays small.
+//!
 //! # A kind of your own
 //!
 //! ```
@@ -65,7 +71,45 @@ use std::time::Duration;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::{CooldownPolicy, Error, HashedCode, KeyRing, Settings, ThrottlePolicy, Timestamp};
+use otp_oath::OtpAuthUri;
+
+use crate::{
+    CooldownPolicy, Device, Error, HashedCode, KeyRing, Settings, ThrottlePolicy, Timestamp,
+};
+
+/// How a user enrols a device of a kind by themselves, which tells the web layers what to show
+/// and ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Enrolment {
+    /// Users do not enrol it themselves: operators create it.
+    ByOperator,
+    /// A secret is made and shown as an `otpauth://` URI and its QR code
+    /// ([`DeviceKind::provisioning_uri`]); the device's first code confirms it.
+    GeneratedSecret,
+    /// The user gives an address; a code delivered to it confirms it.
+    DeliveredCode,
+    /// Codes are made and shown once; there is nothing to confirm.
+    CodesShownOnce,
+    /// A ceremony run by the client, whose options and result are JSON (WebAuthn).
+    ClientCeremony,
+}
+
+impl Enrolment {
+    /// Whether users may add a device of the kind themselves.
+    pub fn is_self_service(self) -> bool {
+        !matches!(self, Self::ByOperator)
+    }
+
+    /// Whether a device enrolled this way starts unconfirmed, waiting for a proof of
+    /// possession.
+    pub fn needs_confirmation(self) -> bool {
+        matches!(
+            self,
+            Self::GeneratedSecret | Self::DeliveredCode | Self::ClientCeremony
+        )
+    }
+}
 
 /// A boxed future, for the async methods of object-safe traits.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -197,6 +241,47 @@ pub trait DeviceKind: Send + Sync + fmt::Debug + 'static {
 
     /// A name for people, such as "TOTP device".
     fn verbose_name(&self) -> &'static str;
+
+    /// What the kind is called where users choose one, such as "Authenticator app"; by default
+    /// [`DeviceKind::verbose_name`].
+    fn label(&self) -> &'static str {
+        self.verbose_name()
+    }
+
+    /// One sentence on what a device of the kind is, for people choosing one; by default none.
+    fn description(&self) -> &'static str {
+        ""
+    }
+
+    /// How users enrol a device of the kind by themselves; by default they do not
+    /// ([`Enrolment::ByOperator`]).
+    fn enrolment(&self) -> Enrolment {
+        Enrolment::ByOperator
+    }
+
+    /// The `otpauth://` URI of a device of the kind, with the issuer and image of the settings,
+    /// for kinds provisioned with a shared secret; `Ok(None)` for the others (the default).
+    ///
+    /// # Errors
+    ///
+    /// Only for broken stored state.
+    fn provisioning_uri(
+        &self,
+        _ctx: &KindContext<'_>,
+        _device: &Device,
+    ) -> Result<Option<OtpAuthUri>, Error> {
+        Ok(None)
+    }
+
+    /// How many one-time codes a device of the kind has left, for kinds made of such codes
+    /// (backup codes); `Ok(None)` for the others (the default).
+    ///
+    /// # Errors
+    ///
+    /// Only for broken stored state.
+    fn codes_remaining(&self, _state: &Value) -> Result<Option<usize>, Error> {
+        Ok(None)
+    }
 
     /// Throttling of verification failures for devices of this kind.
     fn throttle_policy(&self, settings: &Settings) -> ThrottlePolicy {

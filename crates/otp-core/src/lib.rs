@@ -116,7 +116,9 @@ pub use device_id::DeviceId;
 pub use error::Error;
 pub use events::OtpEvent;
 pub use keys::{HashedCode, KeyRing};
-pub use kind::{BoxFuture, Challenge, DeviceKind, KindContext, KindRegistry, TokenCheck};
+pub use kind::{
+    BoxFuture, Challenge, DeviceKind, Enrolment, KindContext, KindRegistry, TokenCheck,
+};
 pub use kinds::email::check_email_address;
 pub use kinds::hotp::HotpOptions;
 pub use kinds::totp::TotpOptions;

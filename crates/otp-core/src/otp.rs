@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::kinds::email::EmailState;
 use crate::kinds::hotp::{HotpOptions, HotpState};
-use crate::kinds::static_codes::{self, StaticState};
+use crate::kinds::static_codes::StaticState;
 use crate::kinds::totp::{TotpOptions, TotpState};
 use crate::kinds::{EmailKind, HotpKind, StaticKind, TotpKind, read_state, write_state};
 use crate::mailer::Mailer;
@@ -1018,31 +1018,37 @@ impl Otp {
         Err(Error::Contention)
     }
 
-    /// How many unused codes a backup-code device has left.
+    /// How many codes of a backup-code device (or of any kind made of one-time codes) are
+    /// left.
     ///
     /// # Errors
     ///
-    /// [`Error::DeviceNotFound`] if `device` is not a backup-code device; broken stored state.
+    /// [`Error::DeviceNotFound`] for devices of other kinds; broken stored state.
     pub fn backup_codes_remaining(&self, device: &Device) -> Result<usize, Error> {
-        if device.kind() != "static" {
-            return Err(Error::DeviceNotFound);
-        }
-        static_codes::remaining(&device.state)
+        self.codes_remaining(device)?.ok_or(Error::DeviceNotFound)
     }
 
-    /// The otpauth:// URI of a TOTP or HOTP device, with the issuer and image of the settings,
-    /// for its QR code.
+    /// How many one-time codes `device` has left, if its kind counts them
+    /// ([`DeviceKind::codes_remaining`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownKind`]; broken stored state.
+    pub fn codes_remaining(&self, device: &Device) -> Result<Option<usize>, Error> {
+        self.kind(device.kind())?.codes_remaining(&device.state)
+    }
+
+    /// The otpauth:// URI of a device provisioned with a shared secret (TOTP, HOTP), with the
+    /// issuer and image of the settings, for its QR code ([`DeviceKind::provisioning_uri`]).
     ///
     /// # Errors
     ///
     /// [`Error::DeviceNotFound`] for devices of other kinds; broken stored state.
     pub fn provisioning_uri(&self, device: &Device) -> Result<OtpAuthUri, Error> {
         let ctx = self.context(&device.user_key, device.kind());
-        match device.kind() {
-            "totp" => read_state::<TotpState>(&device.state)?.uri(&ctx, device),
-            "hotp" => read_state::<HotpState>(&device.state)?.uri(&ctx, device),
-            _ => Err(Error::DeviceNotFound),
-        }
+        self.kind(device.kind())?
+            .provisioning_uri(&ctx, device)?
+            .ok_or(Error::DeviceNotFound)
     }
 
     /// Renames a device or changes its confirmation (for self-service and operators).

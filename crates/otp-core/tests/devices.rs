@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{Env, T0, TestDb};
 use otp_core::{
-    Device, DeviceId, Error, HotpOptions, NotAllowedReason, OtpEvent, Settings, TotpOptions,
-    VerifyOutcome,
+    Device, DeviceId, Enrolment, Error, HotpOptions, NotAllowedReason, OtpEvent, Settings,
+    TotpOptions, VerifyOutcome,
 };
 use otp_oath::{Hotp, HotpParams, Secret, Totp, TotpParams};
 
@@ -605,8 +605,64 @@ async fn a_success_resets_the_account_and_a_locked_one_writes_nothing(db: TestDb
     assert_eq!(env.otp.account_failures("alice").await.unwrap(), 0);
 }
 
+/// The built-in kinds describe themselves, so that the web layers and the CLI ask the registry
+/// instead of matching their names: a label, how users enrol them, a provisioning URI for the
+/// kinds with a shared secret, the codes left for the kind made of codes.
+async fn kinds_describe_themselves(db: TestDb) {
+    let env = Env::new(db).await;
+    let described: Vec<(&str, &str, Enrolment)> = env
+        .otp
+        .device_kinds()
+        .map(|kind| (kind.name(), kind.label(), kind.enrolment()))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("totp", "Authenticator app", Enrolment::GeneratedSecret),
+            ("hotp", "Hardware token", Enrolment::GeneratedSecret),
+            ("email", "Email codes", Enrolment::DeliveredCode),
+            ("static", "Backup codes", Enrolment::CodesShownOnce),
+        ]
+    );
+    assert!(
+        env.otp
+            .device_kinds()
+            .all(|kind| !kind.description().is_empty())
+    );
+
+    let totp = totp_device(&env, 1).await;
+    let hotp = hotp_device(&env).await;
+    let (codes, _) = env
+        .otp
+        .create_backup_codes("alice", "Backup", Some(4))
+        .await
+        .unwrap();
+    let email = env
+        .otp
+        .create_email_device("alice", "mail", "alice@example.com", true)
+        .await
+        .unwrap();
+    for device in [&totp, &hotp] {
+        assert!(env.otp.provisioning_uri(device).is_ok(), "{}", device.id);
+        assert_eq!(env.otp.codes_remaining(device).unwrap(), None);
+    }
+    for device in [&codes, &email] {
+        assert!(
+            matches!(env.otp.provisioning_uri(device), Err(Error::DeviceNotFound)),
+            "{}",
+            device.id
+        );
+    }
+    assert_eq!(env.otp.codes_remaining(&codes).unwrap(), Some(4));
+    assert_eq!(env.otp.codes_remaining(&email).unwrap(), None);
+    assert!(Enrolment::GeneratedSecret.needs_confirmation());
+    assert!(!Enrolment::CodesShownOnce.needs_confirmation());
+    assert!(!Enrolment::ByOperator.is_self_service());
+}
+
 store_tests!(
     totp_single_step_without_tolerance,
+    kinds_describe_themselves,
     totp_tolerance_accepts_neighbours_in_increasing_order,
     totp_no_reuse_and_no_older_step,
     totp_sync_moves_drift_within_its_bound,

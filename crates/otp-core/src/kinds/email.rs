@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 use super::{read_state, write_state};
 use crate::mailer::{Mailer, OutgoingEmail};
 use crate::{
-    BoxFuture, Challenge, CooldownPolicy, DeviceKind, Error, KindContext, Settings, ThrottlePolicy,
-    Timestamp, TokenCheck,
+    BoxFuture, Challenge, CooldownPolicy, DeviceKind, Enrolment, Error, KindContext, Settings,
+    ThrottlePolicy, Timestamp, TokenCheck,
 };
 
 /// Digits of an email code.
@@ -115,6 +115,18 @@ impl DeviceKind for EmailKind {
 
     fn verbose_name(&self) -> &'static str {
         "email device"
+    }
+
+    fn label(&self) -> &'static str {
+        "Email codes"
+    }
+
+    fn description(&self) -> &'static str {
+        "A code is sent to your email address each time you log in."
+    }
+
+    fn enrolment(&self) -> Enrolment {
+        Enrolment::DeliveredCode
     }
 
     fn throttle_policy(&self, settings: &Settings) -> ThrottlePolicy {

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{read_state, write_state};
-use crate::{Device, DeviceKind, Error, KindContext, Settings, ThrottlePolicy, TokenCheck};
+use crate::{
+    Device, DeviceKind, Enrolment, Error, KindContext, Settings, ThrottlePolicy, TokenCheck,
+};
 
 /// The kind of HOTP devices: `hotp/N`.
 #[derive(Debug, Default)]
@@ -83,6 +85,28 @@ impl DeviceKind for HotpKind {
 
     fn verbose_name(&self) -> &'static str {
         "HOTP device"
+    }
+
+    fn label(&self) -> &'static str {
+        "Hardware token"
+    }
+
+    fn description(&self) -> &'static str {
+        "A key fob or app that shows the next code each time you press its button."
+    }
+
+    fn enrolment(&self) -> Enrolment {
+        Enrolment::GeneratedSecret
+    }
+
+    fn provisioning_uri(
+        &self,
+        ctx: &KindContext<'_>,
+        device: &Device,
+    ) -> Result<Option<OtpAuthUri>, Error> {
+        read_state::<HotpState>(&device.state)?
+            .uri(ctx, device)
+            .map(Some)
     }
 
     fn throttle_policy(&self, settings: &Settings) -> ThrottlePolicy {

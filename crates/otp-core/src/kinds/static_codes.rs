@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::{read_state, write_state};
 use crate::{
-    DeviceKind, Error, KindContext, Settings, ThrottlePolicy, TokenCheck, normalize_backup_code,
+    DeviceKind, Enrolment, Error, KindContext, Settings, ThrottlePolicy, TokenCheck,
+    normalize_backup_code,
 };
 
 /// The kind of backup-code devices: `static/N`.
@@ -38,6 +39,23 @@ impl DeviceKind for StaticKind {
 
     fn verbose_name(&self) -> &'static str {
         "backup codes"
+    }
+
+    fn label(&self) -> &'static str {
+        "Backup codes"
+    }
+
+    fn description(&self) -> &'static str {
+        "Codes to print or keep in a password manager, each good once, for when your other \
+         devices are out of reach."
+    }
+
+    fn enrolment(&self) -> Enrolment {
+        Enrolment::CodesShownOnce
+    }
+
+    fn codes_remaining(&self, state: &Value) -> Result<Option<usize>, Error> {
+        remaining(state).map(Some)
     }
 
     fn throttle_policy(&self, settings: &Settings) -> ThrottlePolicy {

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{read_state, write_state};
-use crate::{Device, DeviceKind, Error, KindContext, Settings, ThrottlePolicy, TokenCheck};
+use crate::{
+    Device, DeviceKind, Enrolment, Error, KindContext, Settings, ThrottlePolicy, TokenCheck,
+};
 
 /// The kind of TOTP devices: `totp/N`.
 #[derive(Debug, Default)]
@@ -96,6 +98,28 @@ impl DeviceKind for TotpKind {
 
     fn verbose_name(&self) -> &'static str {
         "TOTP device"
+    }
+
+    fn label(&self) -> &'static str {
+        "Authenticator app"
+    }
+
+    fn description(&self) -> &'static str {
+        "An app on your phone or computer shows a new code every 30 seconds."
+    }
+
+    fn enrolment(&self) -> Enrolment {
+        Enrolment::GeneratedSecret
+    }
+
+    fn provisioning_uri(
+        &self,
+        ctx: &KindContext<'_>,
+        device: &Device,
+    ) -> Result<Option<OtpAuthUri>, Error> {
+        read_state::<TotpState>(&device.state)?
+            .uri(ctx, device)
+            .map(Some)
     }
 
     fn throttle_policy(&self, settings: &Settings) -> ThrottlePolicy {

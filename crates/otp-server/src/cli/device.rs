@@ -351,10 +351,7 @@ fn list(session: &Session, args: &DeviceListArgs, out: &mut dyn Write) -> Result
     let listed = devices
         .iter()
         .map(|device| {
-            let codes_remaining = match device.kind() {
-                "static" => Some(otp.backup_codes_remaining(device)?),
-                _ => None,
-            };
+            let codes_remaining = otp.codes_remaining(device)?;
             Ok(ListedDevice {
                 id: device.id.to_string(),
                 kind: device.kind(),

@@ -379,23 +379,21 @@ pub(crate) fn utc(at: Timestamp) -> String {
     format!("{} UTC", utc_minutes(at.unix_secs()))
 }
 
-/// A short name of a kind for people.
+/// A kind's name for people ([`otp_core::DeviceKind::label`]), or its name for a kind this
+/// program does not register.
 fn kind_label(state: &AppState, kind: &str) -> String {
-    match kind {
-        "totp" => "TOTP".to_owned(),
-        "hotp" => "HOTP".to_owned(),
-        "email" => "Email".to_owned(),
-        "static" => "Backup codes".to_owned(),
-        other => state
-            .otp()
-            .kind(other)
-            .map_or_else(|_| other.to_owned(), |k| k.verbose_name().to_owned()),
-    }
+    state
+        .otp()
+        .kind(kind)
+        .map_or_else(|_| kind.to_owned(), |k| k.label().to_owned())
 }
 
 /// Whether the device has a provisioning URI (and so a config page).
-fn has_uri(device: &Device) -> bool {
-    matches!(device.kind(), "totp" | "hotp")
+fn has_uri(state: &AppState, device: &Device) -> bool {
+    state
+        .otp()
+        .kind(device.kind())
+        .is_ok_and(|kind| kind.enrolment() == otp_core::Enrolment::GeneratedSecret)
 }
 
 /// The otpauth:// URI of a TOTP or HOTP device, as the device pages make it.
@@ -469,11 +467,8 @@ struct DeviceView {
 
 fn device_view(state: &AppState, device: &Device) -> Result<DeviceView, otp_core::Error> {
     let url = device_url(&device.id);
-    let codes_remaining = match device.kind() {
-        "static" => Some(state.otp().backup_codes_remaining(device)?),
-        _ => None,
-    };
-    let config_url = (has_uri(device) && !state.config.admin_hide_sensitive_data)
+    let codes_remaining = state.otp().codes_remaining(device)?;
+    let config_url = (has_uri(state, device) && !state.config.admin_hide_sensitive_data)
         .then(|| format!("{url}/config"));
     Ok(DeviceView {
         id: device.id.to_string(),
@@ -1205,7 +1200,7 @@ async fn uri_device(
         ));
     }
     let (device, account) = load_device(state, otp, kind, number).await?;
-    if !has_uri(&device) {
+    if !has_uri(&state, &device) {
         return Err(not_found(state, otp, "configuration").await);
     }
     Ok((device, account))

@@ -88,9 +88,6 @@ pub const MAX_DEVICES: usize = 20;
 /// nobody has shown to be theirs yet.
 pub const MAX_UNCONFIRMED_EMAIL_DEVICES: usize = 3;
 
-/// The kinds whose devices are confirmed with a code on these pages.
-const CONFIRMABLE: [&str; 3] = ["totp", "hotp", "email"];
-
 // ---------------------------------------------------------------------------------------------
 // Who may manage devices.
 
@@ -380,10 +377,7 @@ impl DeviceInfo {
     ///
     /// Broken stored state of backup codes.
     pub(crate) fn new(state: &AppState, device: &Device) -> Result<Self, Error> {
-        let codes_remaining = match device.kind() {
-            "static" => Some(state.otp().backup_codes_remaining(device)?),
-            _ => None,
-        };
+        let codes_remaining = state.otp().codes_remaining(device)?;
         Ok(Self {
             id: device.id.to_string(),
             name: device.name.clone(),
@@ -431,22 +425,31 @@ async fn check_room(state: &AppState, owner: &Owner) -> Result<Vec<Device>, Fail
     Ok(devices)
 }
 
-/// What the kind is called on these pages.
-fn kind_label(kind: &str) -> &str {
-    match kind {
-        "totp" => "Authenticator app",
-        "hotp" => "Hardware token",
-        "email" => "Email codes",
-        "static" => "Backup codes",
-        other => other,
-    }
+/// What the kind is called on these pages: its label ([`otp_core::DeviceKind::label`]), or its
+/// name for a kind this program does not register.
+fn kind_label<'a>(state: &AppState, kind: &'a str) -> &'a str {
+    state.otp().kind(kind).map_or(kind, |kind| kind.label())
 }
 
-/// `name` trimmed, or the kind's label if it is blank.
-fn device_name(name: Option<&str>, kind: &str) -> String {
+/// Whether devices of `kind` are enrolled with a proof of possession, which confirms them
+/// ([`otp_core::Enrolment::needs_confirmation`]).
+fn is_confirmed_by_proof(state: &AppState, kind: &str) -> bool {
+    state
+        .otp()
+        .kind(kind)
+        .is_ok_and(|kind| kind.enrolment().needs_confirmation())
+}
+
+/// Whether `device` waits for its confirmation on these pages.
+fn awaits_confirmation(state: &AppState, device: &Device) -> bool {
+    !device.confirmed && is_confirmed_by_proof(state, device.kind())
+}
+
+/// `name` trimmed, or `label` (the kind's) if it is blank.
+fn device_name(name: Option<&str>, label: &str) -> String {
     name.map(str::trim)
         .filter(|name| !name.is_empty())
-        .unwrap_or(kind_label(kind))
+        .unwrap_or(label)
         .to_owned()
 }
 
@@ -481,7 +484,7 @@ pub(crate) async fn create_secret_device(
 ) -> Result<Device, Failure> {
     owner.require_step_up().await?;
     check_room(state, owner).await?;
-    let name = device_name(name, kind.name());
+    let name = device_name(name, kind_label(state, kind.name()));
     let key = owner.key();
     let otp = state.otp();
     let device = match kind {
@@ -567,7 +570,7 @@ pub(crate) async fn create_email_device(
     if unconfirmed_email >= MAX_UNCONFIRMED_EMAIL_DEVICES {
         return Err(Refusal::TooManyUnconfirmedEmailDevices.into());
     }
-    let name = device_name(name, "email");
+    let name = device_name(name, kind_label(state, "email"));
     let key = owner.key();
     let device = state
         .otp()
@@ -624,11 +627,11 @@ pub(crate) async fn confirm(
     device: &Device,
     token: &str,
 ) -> Result<Device, Failure> {
-    if !CONFIRMABLE.contains(&device.kind()) {
-        return Err(Refusal::NotFound.into());
-    }
     if device.confirmed {
         return Err(Refusal::AlreadyConfirmed.into());
+    }
+    if !awaits_confirmation(state, device) {
+        return Err(Refusal::NotFound.into());
     }
     owner.require_step_up().await?;
     let token = token.trim();
@@ -688,7 +691,7 @@ pub(crate) async fn create_backup_codes(
     if devices.iter().any(|device| device.kind() == "static") {
         return Err(Refusal::BackupCodesExist.into());
     }
-    let name = device_name(name, "static");
+    let name = device_name(name, kind_label(state, "static"));
     let key = owner.key();
     let (device, codes) = state.otp().create_backup_codes(&key, &name, count).await?;
     owner.otp.record_enrolment(&device.id).await?;
@@ -842,10 +845,10 @@ struct DeviceView {
 impl DeviceView {
     fn new(state: &AppState, device: &Device, confirmed: usize) -> Result<Self, Error> {
         let url = device_url(&device.id);
-        let confirmable = !device.confirmed && CONFIRMABLE.contains(&device.kind());
+        let confirmable = awaits_confirmation(state, device);
         Ok(Self {
             info: DeviceInfo::new(state, device)?,
-            kind_label: kind_label(device.kind()).to_owned(),
+            kind_label: kind_label(state, device.kind()).to_owned(),
             // In UTC: the table's headings say so.
             created: utc_minutes(device.created_at.unix_secs()),
             last_used: device.last_used_at.map(|at| utc_minutes(at.unix_secs())),
@@ -1182,7 +1185,7 @@ async fn confirm_response(
     error: Option<String>,
     notice: Option<String>,
 ) -> Reply {
-    if !CONFIRMABLE.contains(&device.kind()) {
+    if !is_confirmed_by_proof(state, device.kind()) {
         return Ok(not_found(state, owner).await);
     }
     let url = device_url(&device.id);
@@ -1360,8 +1363,11 @@ mod tests {
 
     #[test]
     fn blank_names_take_the_kind_label() {
-        assert_eq!(device_name(Some("  "), "totp"), "Authenticator app");
-        assert_eq!(device_name(None, "static"), "Backup codes");
-        assert_eq!(device_name(Some(" Phone "), "totp"), "Phone");
+        assert_eq!(
+            device_name(Some("  "), "Authenticator app"),
+            "Authenticator app"
+        );
+        assert_eq!(device_name(None, "Backup codes"), "Backup codes");
+        assert_eq!(device_name(Some(" Phone "), "Authenticator app"), "Phone");
     }
 }
