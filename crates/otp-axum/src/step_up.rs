@@ -16,6 +16,22 @@
 //! device with the password alone, and that device (not recorded: it is the account's first
 //! factor) makes the session fresh.
 //!
+//! For an app's own sensitive actions (changing an email address, a payout), the
+//! [`SteppedUp`] extractor applies the rule before the handler runs: a browser whose session
+//! is not fresh is sent to the verification page (`{mount}/verify`), which comes back to the
+//! page it was on; a JSON client gets 403 `{"error": "fresh_verification_required"}`.
+//!
+//! ```
+//! use otp_axum::step_up::SteppedUp;
+//!
+//! async fn change_payout_account(SteppedUp(otp): SteppedUp) -> String {
+//!     format!("{} may change it", otp.user_key().unwrap_or_default())
+//! }
+//! # let _ = axum::Router::<()>::new().route("/payout", axum::routing::post(change_payout_account));
+//! ```
+//!
+//! Handlers that decide for themselves ask [`OtpSession::step_up`]:
+//!
 //! ```
 //! use otp_axum::{OtpSession, StepUp};
 //!
@@ -29,9 +45,14 @@
 //! }
 //! ```
 
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Redirect, Response};
+use http::request::Parts;
+use http::{Method, StatusCode, header};
 use otp_core::DeviceId;
 
-use crate::{OtpSession, WebError};
+use crate::extract::{otp_session_from_parts, wants_json};
+use crate::{OtpSession, OtpSessionRejection, WebError};
 
 /// The session key of the devices enrolled in this session while the account had a confirmed
 /// device already (their ids, as text).
@@ -118,5 +139,108 @@ impl OtpSession {
             .get::<Vec<String>>(ENROLLED_HERE_SESSION_KEY)
             .await?
             .unwrap_or_default())
+    }
+}
+
+/// Succeeds only for a session that may change the second factor or do another sensitive
+/// action now (the [step-up rule](self)); others get [`StepUpRequired`].
+#[derive(Debug, Clone)]
+pub struct SteppedUp(pub OtpSession);
+
+/// The rejection of [`SteppedUp`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StepUpRequired {
+    /// Nobody is logged in: a browser goes to the login page, a JSON client gets 401.
+    LoginRequired {
+        /// Where a browser goes.
+        to: String,
+        /// Whether the client wants JSON.
+        json: bool,
+    },
+    /// Verify again: a browser goes to the verification page, a JSON client gets 403.
+    VerifyAgain {
+        /// Where a browser goes.
+        to: String,
+        /// Whether the client wants JSON.
+        json: bool,
+    },
+    /// A layer is missing or the state could not be read.
+    Failed(OtpSessionRejection),
+}
+
+impl IntoResponse for StepUpRequired {
+    fn into_response(self) -> Response {
+        let json = |status, code: &str, message: &str| {
+            (
+                status,
+                [(header::CACHE_CONTROL, "no-store")],
+                axum::Json(serde_json::json!({ "error": code, "message": message })),
+            )
+                .into_response()
+        };
+        match self {
+            Self::LoginRequired { json: true, .. } => json(
+                StatusCode::UNAUTHORIZED,
+                "login_required",
+                "Please log in first.",
+            ),
+            Self::VerifyAgain { json: true, .. } => json(
+                StatusCode::FORBIDDEN,
+                "fresh_verification_required",
+                "Please verify it's you again, with a device you had before this session.",
+            ),
+            Self::LoginRequired { to, .. } | Self::VerifyAgain { to, .. } => {
+                Redirect::to(&to).into_response()
+            }
+            Self::Failed(rejection) => rejection.into_response(),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SteppedUp {
+    type Rejection = StepUpRequired;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let otp = otp_session_from_parts(parts)
+            .await
+            .map_err(StepUpRequired::Failed)?;
+        let step_up = otp
+            .step_up()
+            .await
+            .map_err(|err| StepUpRequired::Failed(OtpSessionRejection::Failed(err)))?;
+        if step_up.allows_change() {
+            return Ok(Self(otp));
+        }
+        let config = otp.web().config();
+        // After the verification the browser comes back with a GET: a form's target cannot
+        // be it, so a post comes back to the page it came from, if that is on this site.
+        let uri = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(&parts.uri, |original| &original.0);
+        let here = match parts.method {
+            Method::GET | Method::HEAD => uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            _ => config.default_redirect.as_str(),
+        };
+        let next = percent_encoding::utf8_percent_encode(here, crate::QUERY_VALUE);
+        let json = wants_json(&parts.headers);
+        let field = &config.redirect_field;
+        if otp.is_authenticated() {
+            Err(StepUpRequired::VerifyAgain {
+                to: format!("{}/verify?{field}={next}", config.mount),
+                json,
+            })
+        } else {
+            let separator = if config.login_url.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            Err(StepUpRequired::LoginRequired {
+                to: format!("{}{separator}{field}={next}", config.login_url),
+                json,
+            })
+        }
     }
 }

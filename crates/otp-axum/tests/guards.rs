@@ -30,6 +30,7 @@ store_tests!(
     login_refuses_another_users_device_and_an_unconfirmed_one,
     a_verification_lapses_after_the_maximum_age,
     a_verification_lapses_when_idle,
+    stepped_up_needs_a_recent_verification,
     ended_sessions_stay_ended_whatever_the_store_holds,
     a_half_done_login_ends_with_the_password_change,
     a_nested_guard_puts_the_full_path_in_next,
@@ -411,6 +412,57 @@ async fn a_half_done_login_ends_with_the_password_change(db: TestDb) {
     let refused = post_token(&thief, &device.id, &app.code(&device)).await;
     assert_eq!(refused.json()["error"], "login_expired");
     assert_eq!(whoami(&thief).await["user"], Value::Null);
+}
+
+/// The `SteppedUp` extractor applies the step-up rule to an app's own sensitive actions.
+async fn stepped_up_needs_a_recent_verification(db: TestDb) {
+    let app = TestApp::new(db).await;
+    let anonymous = app.client().await;
+    anonymous.get("/test/stepped-up").await.assert_error(
+        StatusCode::UNAUTHORIZED,
+        "login_required",
+        "nobody",
+    );
+    assert_redirect(
+        &anonymous.get_html("/test/stepped-up").await,
+        "/account/login?next=/test/stepped-up",
+        "nobody, browser",
+    );
+
+    let device = app.totp_device("u-alice", "phone").await;
+    let client = app.client().await;
+    log_in_verified(&app, &client, "alice", &device).await;
+    let fresh = client.get("/test/stepped-up").await;
+    fresh.assert_status(StatusCode::OK);
+    assert_eq!(fresh.text(), "stepped up u-alice");
+
+    app.advance(Duration::from_secs(5 * 60 + 1));
+    client.get("/test/stepped-up").await.assert_error(
+        StatusCode::FORBIDDEN,
+        "fresh_verification_required",
+        "verified 5 minutes ago",
+    );
+    assert_redirect(
+        &client.get_html("/test/stepped-up").await,
+        "/account/verify?next=/test/stepped-up",
+        "verified 5 minutes ago, browser",
+    );
+    // Verified again: fresh.
+    let reply = common::post_token(&client, &device.id, &app.code(&device)).await;
+    reply.assert_status(StatusCode::OK);
+    client
+        .get("/test/stepped-up")
+        .await
+        .assert_status(StatusCode::OK);
+
+    // A user without a confirmed device has only the password: nothing to step up with.
+    let bob = app.client().await;
+    common::post_right_password(&bob, "bob")
+        .await
+        .assert_status(StatusCode::OK);
+    bob.get("/test/stepped-up")
+        .await
+        .assert_status(StatusCode::OK);
 }
 
 async fn a_verification_lapses_after_the_maximum_age(db: TestDb) {

@@ -124,6 +124,7 @@ pub fn session_layer() -> SessionManagerLayer<MemoryStore> {
 /// | `POST /test/login?user=K[&device=ID]` | the app logs `K` in by itself, then calls `otp_axum::login` |
 /// | `POST /test/unverify` | calls `otp_axum::unverify` |
 /// | `POST /test/end-other-sessions` | calls `OtpSession::end_other_sessions` (a password change) |
+/// | `GET`, `POST /test/stepped-up` | the `SteppedUp` extractor; returns the user key |
 pub fn test_routes() -> Router {
     let protected = Router::new()
         .route("/protected", get(protected_page))
@@ -148,6 +149,7 @@ pub fn test_routes() -> Router {
         .route("/test/login", post(test_login))
         .route("/test/unverify", post(test_unverify))
         .route("/test/end-other-sessions", post(test_end_other_sessions))
+        .route("/test/stepped-up", get(stepped_up).post(stepped_up))
 }
 
 /// Routes that use the extractors and the guard without `OtpLayer`.
@@ -225,6 +227,10 @@ async fn test_unverify(otp: OtpSession) -> StatusCode {
         Ok(()) => StatusCode::NO_CONTENT,
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+async fn stepped_up(otp_axum::step_up::SteppedUp(otp): otp_axum::step_up::SteppedUp) -> String {
+    format!("stepped up {}", otp.user_key().unwrap_or("?"))
 }
 
 async fn test_end_other_sessions(mut otp: OtpSession) -> StatusCode {
