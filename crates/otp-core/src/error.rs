@@ -61,6 +61,9 @@ pub enum Error {
     /// An email address that cannot be one.
     #[error("invalid email address")]
     InvalidEmailAddress,
+    /// Users may not enrol a device of this kind by themselves.
+    #[error("devices of kind {0:?} are not enrolled by their users")]
+    NotSelfService(&'static str),
     /// A database URL that names no supported database.
     #[error("invalid database URL: {0}")]
     InvalidDatabaseUrl(&'static str),

@@ -74,8 +74,95 @@ use zeroize::Zeroizing;
 use otp_oath::OtpAuthUri;
 
 use crate::{
-    CooldownPolicy, Device, Error, HashedCode, KeyRing, Settings, ThrottlePolicy, Timestamp,
+    BackupCode, CooldownPolicy, Device, Error, HashedCode, KeyRing, Settings, ThrottlePolicy,
+    Timestamp,
 };
+
+/// What a user gives to enrol a device by themselves (see [`Enrolment`]): an address for the
+/// kinds that deliver their codes, a number of codes for the kinds made of codes.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct EnrolInput {
+    /// Where codes go ([`Enrolment::DeliveredCode`]).
+    pub address: Option<String>,
+    /// How many codes to make ([`Enrolment::CodesShownOnce`]); `None` for the settings'.
+    pub count: Option<usize>,
+}
+
+impl EnrolInput {
+    /// No input: what the kinds with a generated secret need.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// An address.
+    pub fn address(address: impl Into<String>) -> Self {
+        Self {
+            address: Some(address.into()),
+            count: None,
+        }
+    }
+
+    /// A number of codes (`None`: the settings').
+    pub fn count(count: Option<usize>) -> Self {
+        Self {
+            address: None,
+            count,
+        }
+    }
+
+    /// This input with an address.
+    pub fn with_address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
+    /// This input with a number of codes.
+    pub fn with_count(mut self, count: Option<usize>) -> Self {
+        self.count = count;
+        self
+    }
+}
+
+/// A device's first state, made by [`DeviceKind::enrol`].
+#[non_exhaustive]
+pub struct Enrolled {
+    /// The kind's state.
+    pub state: Value,
+    /// Whether the device is confirmed from the start (nothing to prove).
+    pub confirmed: bool,
+    /// Codes to show the user this once (their hashes are in the state).
+    pub codes: Vec<BackupCode>,
+}
+
+impl Enrolled {
+    /// An enrolment that waits for its confirmation, with nothing to show but the state.
+    pub fn unconfirmed(state: Value) -> Self {
+        Self {
+            state,
+            confirmed: false,
+            codes: Vec::new(),
+        }
+    }
+
+    /// An enrolment confirmed from the start, with codes to show once.
+    pub fn with_codes(state: Value, codes: Vec<BackupCode>) -> Self {
+        Self {
+            state,
+            confirmed: true,
+            codes,
+        }
+    }
+}
+
+impl fmt::Debug for Enrolled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Enrolled")
+            .field("confirmed", &self.confirmed)
+            .field("codes", &self.codes.len())
+            .finish_non_exhaustive()
+    }
+}
 
 /// How a user enrols a device of a kind by themselves, which tells the web layers what to show
 /// and ask.
@@ -257,6 +344,23 @@ pub trait DeviceKind: Send + Sync + fmt::Debug + 'static {
     /// ([`Enrolment::ByOperator`]).
     fn enrolment(&self) -> Enrolment {
         Enrolment::ByOperator
+    }
+
+    /// Makes the first state of a device a user enrols by themselves, from what they gave
+    /// (fresh secrets made here, sealed with `ctx`). Pure, like [`DeviceKind::check_token`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotSelfService`] (the default) for kinds users do not enrol; the kind's own
+    /// errors for bad input (an invalid address, a number of codes out of range).
+    fn enrol(&self, _ctx: &KindContext<'_>, _input: &EnrolInput) -> Result<Enrolled, Error> {
+        Err(Error::NotSelfService(self.name()))
+    }
+
+    /// Whether a user may have at most one device of the kind (backup codes: new ones replace
+    /// the old); by default not.
+    fn one_per_user(&self) -> bool {
+        false
     }
 
     /// The `otpauth://` URI of a device of the kind, with the issuer and image of the settings,

@@ -117,7 +117,8 @@ pub use error::Error;
 pub use events::OtpEvent;
 pub use keys::{HashedCode, KeyRing};
 pub use kind::{
-    BoxFuture, Challenge, DeviceKind, Enrolment, KindContext, KindRegistry, TokenCheck,
+    BoxFuture, Challenge, DeviceKind, EnrolInput, Enrolled, Enrolment, KindContext, KindRegistry,
+    TokenCheck,
 };
 pub use kinds::email::check_email_address;
 pub use kinds::hotp::HotpOptions;

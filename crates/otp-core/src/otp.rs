@@ -16,9 +16,9 @@ use crate::mailer::Mailer;
 use crate::store::{Allowance, ClaimedWrite, Conn, DeviceUpdate, NewDevice};
 use crate::turns::DeviceTurns;
 use crate::{
-    BackupCode, ChallengeOutcome, Clock, Device, DeviceId, DeviceKind, Error, KeyRing, KindContext,
-    KindRegistry, NotAllowedReason, OtpEvent, Settings, Store, SystemClock, ThrottleState,
-    TokenCheck, VerifyOutcome,
+    BackupCode, ChallengeOutcome, Clock, Device, DeviceId, DeviceKind, EnrolInput, Error, KeyRing,
+    KindContext, KindRegistry, NotAllowedReason, OtpEvent, Settings, Store, SystemClock,
+    ThrottleState, TokenCheck, VerifyOutcome,
 };
 
 /// How often a compare-and-set may lose before a verification gives up. Each loss means another
@@ -902,18 +902,39 @@ impl Otp {
         name: &str,
         count: Option<usize>,
     ) -> Result<(Device, Vec<BackupCode>), Error> {
-        let count = count.unwrap_or(self.inner.settings.static_codes.count);
-        check_code_count(count)?;
-        let ctx = self.context(user_key, "static");
-        let codes: Vec<BackupCode> = (0..count).map(|_| BackupCode::generate()).collect();
-        let mut state = StaticState::default();
-        for code in &codes {
-            state.add(&ctx, code.normalized());
-        }
+        self.enrol_device(user_key, "static", name, &EnrolInput::count(count))
+            .await
+    }
+
+    /// Enrols a device of any kind users enrol by themselves ([`DeviceKind::enrol`]): the kind
+    /// makes its first state from `input` (an address, a number of codes; fresh secrets are
+    /// made here). Returns the device, unconfirmed unless the kind has nothing to prove, and
+    /// the codes to show once, if the kind makes any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownKind`], [`Error::NotSelfService`], the kind's errors for bad input
+    /// ([`Error::InvalidEmailAddress`], [`Error::InvalidCodeCount`]), and as
+    /// [`Otp::create_totp_device`].
+    pub async fn enrol_device(
+        &self,
+        user_key: &str,
+        kind: &str,
+        name: &str,
+        input: &EnrolInput,
+    ) -> Result<(Device, Vec<BackupCode>), Error> {
+        let kind = self.kind(kind)?;
+        let enrolled = kind.enrol(&self.context(user_key, kind.name()), input)?;
         let device = self
-            .insert(user_key, "static", name, true, write_state(&state))
+            .insert(
+                user_key,
+                kind.name(),
+                name,
+                enrolled.confirmed,
+                enrolled.state,
+            )
             .await?;
-        Ok((device, codes))
+        Ok((device, enrolled.codes))
     }
 
     /// Replaces every code of a backup-code device with `count` fresh ones and returns them.

@@ -1165,7 +1165,7 @@ async fn enrolment_over_json(db: &TestDb) {
     assert_eq!(made.json()["codes"].as_array().unwrap().len(), 5);
     let twice = henry.post_json("/api/v1/devices/static", json!({})).await;
     twice.status(409, "a second set");
-    assert_eq!(twice.json()["error"], "backup_codes_exist");
+    assert_eq!(twice.json()["error"], "one_per_user");
 
     // Email: the user's address by default; the cooldown holds the next code back.
     let email = henry
@@ -1545,7 +1545,7 @@ async fn accounts_cannot_flood_one_address(db: &TestDb) {
         )
         .await;
     fourth.status(409, "a fourth unconfirmed email device");
-    assert_eq!(fourth.json()["error"], "too_many_unconfirmed_email_devices");
+    assert_eq!(fourth.json()["error"], "too_many_unconfirmed_devices");
     app.close().await;
 }
 

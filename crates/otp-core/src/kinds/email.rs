@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 use super::{read_state, write_state};
 use crate::mailer::{Mailer, OutgoingEmail};
 use crate::{
-    BoxFuture, Challenge, CooldownPolicy, DeviceKind, Enrolment, Error, KindContext, Settings,
-    ThrottlePolicy, Timestamp, TokenCheck,
+    BoxFuture, Challenge, CooldownPolicy, DeviceKind, EnrolInput, Enrolled, Enrolment, Error,
+    KindContext, Settings, ThrottlePolicy, Timestamp, TokenCheck,
 };
 
 /// Digits of an email code.
@@ -127,6 +127,13 @@ impl DeviceKind for EmailKind {
 
     fn enrolment(&self) -> Enrolment {
         Enrolment::DeliveredCode
+    }
+
+    fn enrol(&self, _ctx: &KindContext<'_>, input: &EnrolInput) -> Result<Enrolled, Error> {
+        let address = input.address.as_deref().ok_or(Error::InvalidEmailAddress)?;
+        Ok(Enrolled::unconfirmed(write_state(&EmailState::new(
+            address.trim(),
+        )?)))
     }
 
     fn throttle_policy(&self, settings: &Settings) -> ThrottlePolicy {

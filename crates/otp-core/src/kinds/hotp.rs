@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::{read_state, write_state};
 use crate::{
-    Device, DeviceKind, Enrolment, Error, KindContext, Settings, ThrottlePolicy, TokenCheck,
+    Device, DeviceKind, EnrolInput, Enrolled, Enrolment, Error, KindContext, Settings,
+    ThrottlePolicy, TokenCheck,
 };
 
 /// The kind of HOTP devices: `hotp/N`.
@@ -97,6 +98,11 @@ impl DeviceKind for HotpKind {
 
     fn enrolment(&self) -> Enrolment {
         Enrolment::GeneratedSecret
+    }
+
+    fn enrol(&self, ctx: &KindContext<'_>, _input: &EnrolInput) -> Result<Enrolled, Error> {
+        let state = HotpState::new(ctx, &Secret::generate(), HotpOptions::default())?;
+        Ok(Enrolled::unconfirmed(write_state(&state)))
     }
 
     fn provisioning_uri(

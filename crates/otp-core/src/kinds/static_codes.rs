@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::{read_state, write_state};
 use crate::{
-    DeviceKind, Enrolment, Error, KindContext, Settings, ThrottlePolicy, TokenCheck,
-    normalize_backup_code,
+    BackupCode, DeviceKind, EnrolInput, Enrolled, Enrolment, Error, KindContext, Settings,
+    ThrottlePolicy, TokenCheck, normalize_backup_code,
 };
 
 /// The kind of backup-code devices: `static/N`.
@@ -25,6 +25,27 @@ impl StaticState {
     pub(crate) fn add(&mut self, ctx: &KindContext<'_>, normalized: &str) {
         self.codes.push(ctx.hash_code(normalized.as_bytes()));
     }
+}
+
+/// `count` fresh codes (`None`: `OTP_STATIC_COUNT`), and the state that holds their hashes.
+///
+/// # Errors
+///
+/// [`Error::InvalidCodeCount`] for a count outside 1 to 100.
+pub(crate) fn fresh_codes(
+    ctx: &KindContext<'_>,
+    count: Option<usize>,
+) -> Result<(Value, Vec<BackupCode>), Error> {
+    let count = count.unwrap_or(ctx.settings.static_codes.count);
+    if !(1..=100).contains(&count) {
+        return Err(Error::InvalidCodeCount(count));
+    }
+    let codes: Vec<BackupCode> = (0..count).map(|_| BackupCode::generate()).collect();
+    let mut state = StaticState::default();
+    for code in &codes {
+        state.add(ctx, code.normalized());
+    }
+    Ok((write_state(&state), codes))
 }
 
 /// How many unused codes a backup-code device state holds.
@@ -52,6 +73,15 @@ impl DeviceKind for StaticKind {
 
     fn enrolment(&self) -> Enrolment {
         Enrolment::CodesShownOnce
+    }
+
+    fn enrol(&self, ctx: &KindContext<'_>, input: &EnrolInput) -> Result<Enrolled, Error> {
+        let (state, codes) = fresh_codes(ctx, input.count)?;
+        Ok(Enrolled::with_codes(state, codes))
+    }
+
+    fn one_per_user(&self) -> bool {
+        true
     }
 
     fn codes_remaining(&self, state: &Value) -> Result<Option<usize>, Error> {

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::{read_state, write_state};
 use crate::{
-    Device, DeviceKind, Enrolment, Error, KindContext, Settings, ThrottlePolicy, TokenCheck,
+    Device, DeviceKind, EnrolInput, Enrolled, Enrolment, Error, KindContext, Settings,
+    ThrottlePolicy, TokenCheck,
 };
 
 /// The kind of TOTP devices: `totp/N`.
@@ -110,6 +111,11 @@ impl DeviceKind for TotpKind {
 
     fn enrolment(&self) -> Enrolment {
         Enrolment::GeneratedSecret
+    }
+
+    fn enrol(&self, ctx: &KindContext<'_>, _input: &EnrolInput) -> Result<Enrolled, Error> {
+        let state = TotpState::new(ctx, &Secret::generate(), TotpOptions::default())?;
+        Ok(Enrolled::unconfirmed(write_state(&state)))
     }
 
     fn provisioning_uri(

@@ -14,9 +14,10 @@
 //! |---|---|---|
 //! | `GET /devices` | — | 200 `[{"id", "name", "kind", "confirmed", "created_at", "last_used_at", "codes_remaining"?}]` (times in seconds since the epoch; `codes_remaining` for backup codes only) |
 //! | `GET /devices/{kind}/{number}` | — | 200 one device, as in the list |
-//! | `POST /devices/totp`, `/devices/hotp` | `{"name"?}` | (fresh second factor, once the user has a confirmed device) 201 `{"id", "name", "uri", "secret", "qr_svg_url"}`: an unconfirmed device, its `otpauth://` URI, its secret in base32 and the URL of its QR code (an `image/svg+xml` for the same session) |
-//! | `POST /devices/email` | `{"email"?, "name"?}` (the user's address by default) | 201 `{"id", "name", "sent"}`: an unconfirmed device, and whether its code went out |
-//! | `POST /devices/static` | `{"count"?, "name"?}` | 201 `{"id", "name", "codes"}`: backup codes, the only time they are shown |
+//! | `POST /devices/{kind}` | `{"name"?, "email"?, "count"?}`, each kind taking what it needs | (fresh second factor, once the user has a confirmed device) 201, and as the kind's enrolment says: |
+//! | … a generated secret (`totp`, `hotp`) | | `{"id", "name", "uri", "secret", "qr_svg_url"}`: an unconfirmed device, its `otpauth://` URI, its secret in base32 and the URL of its QR code (an `image/svg+xml` for the same session) |
+//! | … a delivered code (`email`) | `email`: the user's address by default | `{"id", "name", "sent"}`: an unconfirmed device, and whether its code went out |
+//! | … codes shown once (`static`) | `count`: `OTP_STATIC_COUNT` by default | `{"id", "name", "codes"}`: backup codes, the only time they are shown |
 //! | `POST /devices/{kind}/{number}/confirm` | `{"token"}` | 200 `{"confirmed": true}`; 401 `invalid_token` for a wrong code (the device stays unconfirmed) |
 //! | `POST /devices/{kind}/{number}/challenge` | `{}` or none | 200 `{"sent": true}`: another code for an unconfirmed email device; 429 `challenge_cooldown` too soon |
 //! | `POST /devices/{kind}/{number}/regenerate` | `{"count"?}` | 200 `{"id", "name", "codes"}`: new backup codes replace the old (fresh second factor) |
@@ -32,7 +33,7 @@
 //! | 401 | `login_required` (nobody is logged in), `invalid_token` |
 //! | 403 | `otp_required` (the user has a confirmed device and the session is not verified), `fresh_verification_required` (a change to the second factor needs a verification within `OTP_STEP_UP_SECONDS`, by a device this session did not add: verify again with `POST /otp/verify`), `csrf_failed` (another site), `verification_not_allowed` |
 //! | 404 | `not_found`: a malformed id, or a device that is not the user's |
-//! | 409 | `already_confirmed`, `backup_codes_exist`, `too_many_devices`, `too_many_unconfirmed_email_devices` (three email addresses await their code) |
+//! | 409 | `already_confirmed`, `one_per_user` (backup codes exist: regenerate them), `too_many_devices`, `too_many_unconfirmed_devices` (three addresses await their code) |
 //! | 415 | `unsupported_media_type`: a body that is not `application/json` |
 //! | 429 | `n_failed_attempts`, `challenge_cooldown` |
 //!
@@ -52,14 +53,14 @@ use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use otp_axum::OtpSession;
 use otp_axum::csrf::{check_json_request, check_origin};
-use otp_core::{BackupCode, Device, DeviceId};
+use otp_core::{BackupCode, Device, DeviceId, EnrolInput, Enrolment};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::app::pages::enrollment::{
-    self, Access, DeviceInfo, Failure, Owner, Refusal, SecretKind, with_retry_after,
+    self, Access, DeviceInfo, Failure, Owner, Refusal, with_retry_after,
 };
 use crate::app::templates::URLS;
 use crate::app::{AppState, Error, no_store};
@@ -79,10 +80,7 @@ pub fn routes() -> Router<AppState> {
 fn device_routes() -> Router<AppState> {
     Router::new()
         .route("/devices", get(list))
-        .route("/devices/totp", post(add_totp))
-        .route("/devices/hotp", post(add_hotp))
-        .route("/devices/email", post(add_email))
-        .route("/devices/static", post(add_backup_codes))
+        .route("/devices/{kind}", post(add_device))
         .route(
             "/devices/{kind}/{number}",
             get(show).patch(rename).delete(remove),
@@ -301,109 +299,73 @@ async fn show(
     device_ok(&state, &device)
 }
 
+/// What a client gives to enrol a device; each kind takes what it needs.
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct NewDevice {
     name: Option<String>,
-}
-
-async fn add_totp(
-    State(state): State<AppState>,
-    _: JsonRequest,
-    ApiOwner(owner): ApiOwner,
-    body: Bytes,
-) -> JsonReply {
-    add_secret_device(&state, &owner, &body, SecretKind::Totp).await
-}
-
-async fn add_hotp(
-    State(state): State<AppState>,
-    _: JsonRequest,
-    ApiOwner(owner): ApiOwner,
-    body: Bytes,
-) -> JsonReply {
-    add_secret_device(&state, &owner, &body, SecretKind::Hotp).await
-}
-
-async fn add_secret_device(
-    state: &AppState,
-    owner: &Owner,
-    body: &[u8],
-    kind: SecretKind,
-) -> JsonReply {
-    let request: NewDevice = parse_optional(body)?;
-    let device = enrollment::create_secret_device(state, owner, kind, request.name.as_deref())
-        .await
-        .map_err(failure_response)?;
-    let uri = enrollment::provisioning_uri(state, owner, &device).map_err(failure_response)?;
-    let text = uri
-        .to_uri()
-        .map_err(|err| server_error(otp_core::Error::from(err).into()))?;
-    let secret = uri.secret.to_base32();
-    Ok(created(
-        &device,
-        json!({
-            "id": device.id.to_string(),
-            "name": device.name,
-            "uri": text.as_str(),
-            "secret": secret.as_str(),
-            "qr_svg_url": format!("{}/{}/qr.svg", URLS.devices, device.id),
-        }),
-    ))
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct NewEmailDevice {
+    /// Where codes go, for a kind that delivers them (the user's address by default).
     email: Option<String>,
-    name: Option<String>,
-}
-
-async fn add_email(
-    State(state): State<AppState>,
-    _: JsonRequest,
-    ApiOwner(owner): ApiOwner,
-    body: Bytes,
-) -> JsonReply {
-    let request: NewEmailDevice = parse_optional(&body)?;
-    let address = request
-        .email
-        .or_else(|| owner.user.email.clone())
-        .unwrap_or_default();
-    let device = enrollment::create_email_device(&state, &owner, &address, request.name.as_deref())
-        .await
-        .map_err(failure_response)?;
-    // The device stays if the code did not go out: `challenge` sends another.
-    let sent = match enrollment::send_code(&state, &owner, &device).await {
-        Ok(_) => true,
-        Err(Failure::Refused(_)) => false,
-        Err(Failure::Server(err)) => return Err(server_error(err).into()),
-    };
-    Ok(created(
-        &device,
-        json!({ "id": device.id.to_string(), "name": device.name, "sent": sent }),
-    ))
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct NewBackupCodes {
+    /// How many codes, for a kind made of codes (`OTP_STATIC_COUNT` by default).
     count: Option<usize>,
-    name: Option<String>,
 }
 
-async fn add_backup_codes(
+/// Adds a device of the kind in the path; the answer holds what its enrolment needs next: the
+/// secret to scan (a generated secret), whether the code went out (a delivered code), the
+/// codes to keep (codes shown once).
+async fn add_device(
     State(state): State<AppState>,
     _: JsonRequest,
     ApiOwner(mut owner): ApiOwner,
+    path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> JsonReply {
-    let request: NewBackupCodes = parse_optional(&body)?;
+    let Ok(Path(kind)) = path else {
+        return Err(failure_response(Refusal::NotFound.into()).into());
+    };
+    let request: NewDevice = parse_optional(&body)?;
+    let mut input = EnrolInput::count(request.count);
+    if let Some(address) = request.email.or_else(|| owner.user.email.clone()) {
+        input = input.with_address(address);
+    }
     let (device, codes) =
-        enrollment::create_backup_codes(&state, &mut owner, request.name.as_deref(), request.count)
+        enrollment::enrol(&state, &mut owner, &kind, request.name.as_deref(), &input)
             .await
             .map_err(failure_response)?;
-    Ok(created(&device, codes_body(&device, &codes)))
+    let enrolment = state
+        .otp()
+        .kind(device.kind())
+        .map_err(|err| server_error(err.into()))?
+        .enrolment();
+    let body = match enrolment {
+        Enrolment::GeneratedSecret => {
+            let uri =
+                enrollment::provisioning_uri(&state, &owner, &device).map_err(failure_response)?;
+            let text = uri
+                .to_uri()
+                .map_err(|err| server_error(otp_core::Error::from(err).into()))?;
+            let secret = uri.secret.to_base32();
+            json!({
+                "id": device.id.to_string(),
+                "name": device.name,
+                "uri": text.as_str(),
+                "secret": secret.as_str(),
+                "qr_svg_url": format!("{}/{}/qr.svg", URLS.devices, device.id),
+            })
+        }
+        Enrolment::DeliveredCode => {
+            // The device stays if the code did not go out: `challenge` sends another.
+            let sent = match enrollment::send_code(&state, &owner, &device).await {
+                Ok(_) => true,
+                Err(Failure::Refused(_)) => false,
+                Err(Failure::Server(err)) => return Err(server_error(err).into()),
+            };
+            json!({ "id": device.id.to_string(), "name": device.name, "sent": sent })
+        }
+        _ if !codes.is_empty() => codes_body(&device, &codes),
+        _ => json!({ "id": device.id.to_string(), "name": device.name }),
+    };
+    Ok(created(&device, body))
 }
 
 /// Not `Debug`: it holds a code.

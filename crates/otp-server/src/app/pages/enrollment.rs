@@ -4,9 +4,10 @@
 //! | method and path | what |
 //! |---|---|
 //! | `GET /account/devices` | the devices (name, kind, status, created, last used, backup codes left) with rename, remove and "new backup codes" forms, and the forms that add devices |
-//! | `POST /account/devices/totp`, `/hotp` | `name`: a new **unconfirmed** device with a fresh secret; 303 to its confirmation page |
-//! | `POST /account/devices/email` | `email` (the user's address by default), `name`: a new unconfirmed email device, and a code sent to it; 303 to its confirmation page |
-//! | `POST /account/devices/static` | `name`: backup codes, shown on the response page this once, with a download link |
+//! | `POST /account/devices/{kind}` | a new device of any kind users enrol ([`otp_core::DeviceKind::enrol`]), named `name`; then, as the kind's [`Enrolment`] says: |
+//! | … a generated secret (`totp`, `hotp`) | an **unconfirmed** device with a fresh secret; 303 to its confirmation page |
+//! | … a delivered code (`email`) | `email` (the user's address by default): an unconfirmed device, and a code sent to it; 303 to its confirmation page |
+//! | … codes shown once (`static`) | codes, shown on the response page this once, with a download link |
 //! | `GET /account/devices/{kind}/{number}/confirm` | TOTP and HOTP: the QR code (an `<img>` of `qr.svg`), the secret in base32 in groups of four, the `otpauth://` URI; email: where the code went, a "send another code" button; both: the code field |
 //! | `POST /account/devices/{kind}/{number}/confirm` | `token`: confirms the device if the code is right (the code is spent, as at a login); else the page again with the error, the device still unconfirmed |
 //! | `POST /account/devices/{kind}/{number}/resend` | email: another code, if the cooldown allows |
@@ -69,8 +70,8 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use otp_axum::{FlowError, OtpSession};
 use otp_core::{
-    BackupCode, ChallengeOutcome, Device, DeviceId, HotpOptions, NotAllowedReason, Timestamp,
-    TotpOptions, VerifyOutcome,
+    BackupCode, ChallengeOutcome, Device, DeviceId, EnrolInput, Enrolment, NotAllowedReason,
+    Timestamp, VerifyOutcome,
 };
 use otp_oath::OtpAuthUri;
 use serde::{Deserialize, Serialize};
@@ -84,9 +85,9 @@ use crate::dates::utc_minutes;
 /// The most devices a user may have, confirmed or not.
 pub const MAX_DEVICES: usize = 20;
 
-/// The most unconfirmed email devices a user may have: each sends a code to an address
-/// nobody has shown to be theirs yet.
-pub const MAX_UNCONFIRMED_EMAIL_DEVICES: usize = 3;
+/// The most unconfirmed devices waiting for a delivered code (email) a user may have: each
+/// sends a code to an address nobody has shown to be theirs yet.
+pub const MAX_UNCONFIRMED_DELIVERED: usize = 3;
 
 // ---------------------------------------------------------------------------------------------
 // Who may manage devices.
@@ -202,10 +203,11 @@ pub(crate) enum Refusal {
     NotFound,
     /// The user has [`MAX_DEVICES`] devices.
     TooManyDevices,
-    /// The user has [`MAX_UNCONFIRMED_EMAIL_DEVICES`] email devices awaiting confirmation.
-    TooManyUnconfirmedEmailDevices,
-    /// The user has backup codes already (new ones replace them).
-    BackupCodesExist,
+    /// The user has [`MAX_UNCONFIRMED_DELIVERED`] devices waiting for a delivered code.
+    TooManyUnconfirmed,
+    /// The user has a device of a kind that allows one per user (backup codes: new ones
+    /// replace them); with the kind's label.
+    OnePerUser(String),
     /// A device name that is blank, too long or holds control characters.
     InvalidName,
     /// An email address that cannot be one.
@@ -226,8 +228,8 @@ impl Refusal {
         match self {
             Self::NotFound => "not_found",
             Self::TooManyDevices => "too_many_devices",
-            Self::TooManyUnconfirmedEmailDevices => "too_many_unconfirmed_email_devices",
-            Self::BackupCodesExist => "backup_codes_exist",
+            Self::TooManyUnconfirmed => "too_many_unconfirmed_devices",
+            Self::OnePerUser(_) => "one_per_user",
             Self::InvalidName => "invalid_name",
             Self::InvalidEmail => "invalid_email",
             Self::InvalidCount => "invalid_count",
@@ -242,8 +244,8 @@ impl Refusal {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::TooManyDevices
-            | Self::TooManyUnconfirmedEmailDevices
-            | Self::BackupCodesExist
+            | Self::TooManyUnconfirmed
+            | Self::OnePerUser(_)
             | Self::AlreadyConfirmed => StatusCode::CONFLICT,
             Self::InvalidName | Self::InvalidEmail | Self::InvalidCount => StatusCode::BAD_REQUEST,
             Self::FreshVerificationRequired => StatusCode::FORBIDDEN,
@@ -258,14 +260,14 @@ impl Refusal {
             Self::TooManyDevices => {
                 format!("You have {MAX_DEVICES} devices, the most there may be. Remove one first.")
             }
-            Self::TooManyUnconfirmedEmailDevices => format!(
-                "You have {MAX_UNCONFIRMED_EMAIL_DEVICES} email addresses waiting for their code. \
-                 Confirm or remove one first."
+            Self::TooManyUnconfirmed => format!(
+                "You have {MAX_UNCONFIRMED_DELIVERED} devices waiting for their code. Confirm or \
+                 remove one first."
             ),
-            Self::BackupCodesExist => {
-                "You have backup codes already. Generate new ones instead: they replace the old."
-                    .into()
-            }
+            Self::OnePerUser(label) => format!(
+                "You have {} already. Make new ones instead: they replace the old.",
+                label.to_lowercase()
+            ),
             Self::InvalidName => {
                 "The name must be 1 to 64 characters, without control characters.".into()
             }
@@ -335,6 +337,7 @@ impl From<otp_core::Error> for Failure {
             Core::InvalidDeviceName => Refusal::InvalidName.into(),
             Core::InvalidEmailAddress => Refusal::InvalidEmail.into(),
             Core::InvalidCodeCount(_) => Refusal::InvalidCount.into(),
+            Core::NotSelfService(_) => Refusal::NotFound.into(),
             // otp-core logged the detail, which is for operators only.
             Core::Delivery(_) => FlowError::ChallengeFailed.into(),
             other => Self::Server(other.into()),
@@ -453,53 +456,63 @@ fn device_name(name: Option<&str>, label: &str) -> String {
         .to_owned()
 }
 
-/// The kinds of devices with a secret to show: TOTP and HOTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SecretKind {
-    /// An authenticator app.
-    Totp,
-    /// A hardware token.
-    Hotp,
-}
-
-impl SecretKind {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Totp => "totp",
-            Self::Hotp => "hotp",
-        }
-    }
-}
-
-/// Makes an unconfirmed TOTP or HOTP device with a fresh secret.
+/// Enrols a device of `kind` for the user, with what they gave (`input`), for any kind users
+/// enrol by themselves ([`otp_core::DeviceKind::enrol`]): the step-up rule, the room left,
+/// one device of a kind that allows one, at most [`MAX_UNCONFIRMED_DELIVERED`] devices waiting
+/// for a delivered code. Returns the device (unconfirmed unless its kind has nothing to prove)
+/// and the codes to show once; a device confirmed from the start that is the user's first
+/// marks the session verified by it.
 ///
 /// # Errors
 ///
-/// [`Refusal::TooManyDevices`], [`Refusal::InvalidName`]; a database failure.
-pub(crate) async fn create_secret_device(
+/// [`Refusal::NotFound`] for a kind users do not enrol, [`Refusal::FreshVerificationRequired`],
+/// [`Refusal::TooManyDevices`], [`Refusal::OnePerUser`], [`Refusal::TooManyUnconfirmed`],
+/// [`Refusal::InvalidName`], [`Refusal::InvalidEmail`], [`Refusal::InvalidCount`]; a database
+/// or session failure.
+pub(crate) async fn enrol(
     state: &AppState,
-    owner: &Owner,
-    kind: SecretKind,
+    owner: &mut Owner,
+    kind: &str,
     name: Option<&str>,
-) -> Result<Device, Failure> {
-    owner.require_step_up().await?;
-    check_room(state, owner).await?;
-    let name = device_name(name, kind_label(state, kind.name()));
-    let key = owner.key();
+    input: &EnrolInput,
+) -> Result<(Device, Vec<BackupCode>), Failure> {
     let otp = state.otp();
-    let device = match kind {
-        SecretKind::Totp => {
-            otp.create_totp_device(&key, &name, None, TotpOptions::default(), false)
-                .await?
-        }
-        SecretKind::Hotp => {
-            otp.create_hotp_device(&key, &name, None, HotpOptions::default(), false)
-                .await?
-        }
+    let enrolment = match otp.kind(kind) {
+        Ok(kind) if kind.enrolment().is_self_service() => kind.enrolment(),
+        _ => return Err(Refusal::NotFound.into()),
     };
+    owner.require_step_up().await?;
+    let devices = check_room(state, owner).await?;
+    let kind_of = |device: &Device| otp.kind(device.kind()).ok().cloned();
+    if otp.kind(kind)?.one_per_user() && devices.iter().any(|device| device.kind() == kind) {
+        return Err(Refusal::OnePerUser(kind_label(state, kind).to_owned()).into());
+    }
+    if enrolment == Enrolment::DeliveredCode {
+        let waiting = devices
+            .iter()
+            .filter(|device| !device.confirmed)
+            .filter(|device| {
+                kind_of(device).is_some_and(|k| k.enrolment() == Enrolment::DeliveredCode)
+            })
+            .count();
+        if waiting >= MAX_UNCONFIRMED_DELIVERED {
+            return Err(Refusal::TooManyUnconfirmed.into());
+        }
+    }
+    let name = device_name(name, kind_label(state, kind));
+    let key = owner.key();
+    let (device, codes) = otp.enrol_device(&key, kind, &name, input).await?;
     owner.otp.record_enrolment(&device.id).await?;
-    tracing::info!(user = %key, device = %device.id, "device added, awaiting confirmation");
-    Ok(device)
+    tracing::info!(
+        user = %key,
+        device = %device.id,
+        confirmed = device.confirmed,
+        "device added"
+    );
+    if device.confirmed {
+        first_device_verifies(owner, &device).await?;
+    }
+    Ok((device, codes))
 }
 
 /// The `otpauth://` URI of an unconfirmed TOTP or HOTP device of the user; see
@@ -546,39 +559,6 @@ pub(crate) fn otpauth_uri(
         }
     }
     Ok(uri)
-}
-
-/// Makes an unconfirmed email device sending to `address` (trimmed). Send its first code with
-/// [`send_code`].
-///
-/// # Errors
-///
-/// [`Refusal::TooManyDevices`], [`Refusal::TooManyUnconfirmedEmailDevices`],
-/// [`Refusal::InvalidEmail`], [`Refusal::InvalidName`]; a database failure.
-pub(crate) async fn create_email_device(
-    state: &AppState,
-    owner: &Owner,
-    address: &str,
-    name: Option<&str>,
-) -> Result<Device, Failure> {
-    owner.require_step_up().await?;
-    let devices = check_room(state, owner).await?;
-    let unconfirmed_email = devices
-        .iter()
-        .filter(|device| device.kind() == "email" && !device.confirmed)
-        .count();
-    if unconfirmed_email >= MAX_UNCONFIRMED_EMAIL_DEVICES {
-        return Err(Refusal::TooManyUnconfirmedEmailDevices.into());
-    }
-    let name = device_name(name, kind_label(state, "email"));
-    let key = owner.key();
-    let device = state
-        .otp()
-        .create_email_device(&key, &name, address.trim(), false)
-        .await?;
-    owner.otp.record_enrolment(&device.id).await?;
-    tracing::info!(user = %key, device = %device.id, "email device added, awaiting confirmation");
-    Ok(device)
 }
 
 /// Sends a confirmation code to an unconfirmed email device of the user's; returns where it
@@ -672,36 +652,6 @@ async fn first_device_verifies(owner: &mut Owner, device: &Device) -> Result<(),
     Ok(())
 }
 
-/// Makes the user's backup codes (`count`, else `OTP_STATIC_COUNT`) and returns them: the only
-/// time they are known. If they are the user's first confirmed device, the session is marked
-/// verified by them.
-///
-/// # Errors
-///
-/// [`Refusal::TooManyDevices`], [`Refusal::BackupCodesExist`], [`Refusal::InvalidName`],
-/// [`Refusal::InvalidCount`]; a database or session failure.
-pub(crate) async fn create_backup_codes(
-    state: &AppState,
-    owner: &mut Owner,
-    name: Option<&str>,
-    count: Option<usize>,
-) -> Result<(Device, Vec<BackupCode>), Failure> {
-    owner.require_step_up().await?;
-    let devices = check_room(state, owner).await?;
-    if devices.iter().any(|device| device.kind() == "static") {
-        return Err(Refusal::BackupCodesExist.into());
-    }
-    let name = device_name(name, kind_label(state, "static"));
-    let key = owner.key();
-    let (device, codes) = state.otp().create_backup_codes(&key, &name, count).await?;
-    owner.otp.record_enrolment(&device.id).await?;
-    tracing::info!(user = %key, device = %device.id, count = codes.len(), "backup codes made");
-    if device.confirmed {
-        first_device_verifies(owner, &device).await?;
-    }
-    Ok((device, codes))
-}
-
 /// Replaces the codes of the user's backup-code device `device` with new ones and returns
 /// them. Needs a fresh second factor.
 ///
@@ -775,10 +725,7 @@ pub fn routes() -> Router<AppState> {
     let device = |action: &str| format!("{}/{{kind}}/{{number}}/{action}", URLS.devices);
     Router::new()
         .route(URLS.devices, get(list_page))
-        .route(&format!("{}/totp", URLS.devices), post(add_totp))
-        .route(&format!("{}/hotp", URLS.devices), post(add_hotp))
-        .route(&format!("{}/email", URLS.devices), post(add_email))
-        .route(&format!("{}/static", URLS.devices), post(add_backup_codes))
+        .route(&format!("{}/{{kind}}", URLS.devices), post(add_device))
         .route(&device("confirm"), get(confirm_page).post(confirm_submit))
         .route(&device("resend"), post(resend))
         .route(&device("qr.svg"), get(qr_svg))
@@ -1007,55 +954,35 @@ async fn list_page(
     devices_page(&state, &owner, StatusCode::OK, None, notice).await
 }
 
-async fn add_totp(
+/// Adds a device of the kind in the path, and answers as its enrolment goes on: the
+/// confirmation page of a kind with a secret to show, the code sent for an address to
+/// confirm, the codes shown once.
+async fn add_device(
     State(state): State<AppState>,
-    owner: Owner,
+    mut owner: Owner,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     form: Result<Form<DeviceForm>, FormRejection>,
 ) -> Reply {
-    add_secret_device(state, owner, headers, form, SecretKind::Totp).await
-}
-
-async fn add_hotp(
-    State(state): State<AppState>,
-    owner: Owner,
-    headers: HeaderMap,
-    form: Result<Form<DeviceForm>, FormRejection>,
-) -> Reply {
-    add_secret_device(state, owner, headers, form, SecretKind::Hotp).await
-}
-
-async fn add_secret_device(
-    state: AppState,
-    owner: Owner,
-    headers: HeaderMap,
-    form: Result<Form<DeviceForm>, FormRejection>,
-    kind: SecretKind,
-) -> Reply {
+    let Ok(Path(kind)) = path else {
+        return Ok(not_found(&state, &owner).await);
+    };
     let form = read_form(&state, &owner, &headers, form, URLS.devices).await?;
-    match create_secret_device(&state, &owner, kind, Some(&form.name)).await {
-        Ok(device) => Ok(see_other(&confirm_url(&device.id))),
-        Err(failure) => refused_on_list(&state, &owner, failure).await,
-    }
-}
-
-async fn add_email(
-    State(state): State<AppState>,
-    owner: Owner,
-    headers: HeaderMap,
-    form: Result<Form<DeviceForm>, FormRejection>,
-) -> Reply {
-    let form = read_form(&state, &owner, &headers, form, URLS.devices).await?;
-    let device = match create_email_device(&state, &owner, &form.email, Some(&form.name)).await {
-        Ok(device) => device,
+    let input = EnrolInput::none().with_address(form.email.clone());
+    let (device, codes) = match enrol(&state, &mut owner, &kind, Some(&form.name), &input).await {
+        Ok(enrolled) => enrolled,
         Err(failure) => return refused_on_list(&state, &owner, failure).await,
     };
     let url = confirm_url(&device.id);
-    match send_code(&state, &owner, &device).await {
-        Ok(_) => Ok(see_other(&format!("{url}?sent=1"))),
-        // The device stays: its page offers to send again.
-        Err(Failure::Refused(_)) => Ok(see_other(&format!("{url}?unsent=1"))),
-        Err(Failure::Server(err)) => Err(err.into()),
+    match state.otp().kind(device.kind())?.enrolment() {
+        Enrolment::DeliveredCode => match send_code(&state, &owner, &device).await {
+            Ok(_) => Ok(see_other(&format!("{url}?sent=1"))),
+            // The device stays: its page offers to send again.
+            Err(Failure::Refused(_)) => Ok(see_other(&format!("{url}?unsent=1"))),
+            Err(Failure::Server(err)) => Err(err.into()),
+        },
+        _ if device.confirmed => codes_page(&state, &owner, &device, &codes, false).await,
+        _ => Ok(see_other(&url)),
     }
 }
 
@@ -1098,19 +1025,6 @@ async fn codes_page(
             download_url => &*download_url,
         },
     ))
-}
-
-async fn add_backup_codes(
-    State(state): State<AppState>,
-    mut owner: Owner,
-    headers: HeaderMap,
-    form: Result<Form<DeviceForm>, FormRejection>,
-) -> Reply {
-    let form = read_form(&state, &owner, &headers, form, URLS.devices).await?;
-    match create_backup_codes(&state, &mut owner, Some(&form.name), None).await {
-        Ok((device, codes)) => codes_page(&state, &owner, &device, &codes, false).await,
-        Err(failure) => refused_on_list(&state, &owner, failure).await,
-    }
 }
 
 async fn regenerate(
