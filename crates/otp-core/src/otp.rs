@@ -421,6 +421,9 @@ impl Otp {
         let mut hint = last_stored
             .take()
             .filter(|d| d.id == *device_id && d.user_key == user_key);
+        // Its own loop rather than `Otp::modify`: a pass may start from the hint instead of a
+        // read, a refusal of a hinted device reads again instead of answering, the write may
+        // claim an attempt of the budget with it, and all of it runs on `conn`.
         for _ in 0..MAX_CAS_ATTEMPTS {
             // `hinted`: taken from the previous verification, not read; any refusal below
             // goes back to the database first.
@@ -654,6 +657,9 @@ impl Otp {
                 reason: NotAllowedReason::NotInteractive,
             });
         }
+        // Its own loop rather than `Otp::modify`: between the read and the write it reads the
+        // account and claims the hour's allowances (statements of their own, which a closure
+        // could not await), and a lost compare-and-set gives the allowances back.
         for _ in 0..MAX_CAS_ATTEMPTS {
             let device = self
                 .device_of(user_key, device_id)
@@ -961,24 +967,11 @@ impl Otp {
             state.add(&ctx, code.normalized());
         }
         let state = write_state(&state);
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let device = self
-                .device_of(user_key, device_id)
-                .await?
-                .ok_or(Error::DeviceNotFound)?;
-            let mut update = DeviceUpdate::from(&device);
+        self.modify(device_id, Some(user_key), |update| {
             update.state = state.clone();
-            if self
-                .inner
-                .store
-                .compare_and_set(&device, update)
-                .await?
-                .is_some()
-            {
-                return Ok(codes);
-            }
-        }
-        Err(Error::Contention)
+        })
+        .await?;
+        Ok(codes)
     }
 
     /// Adds one code to the user's first backup-code device, creating one named "Backup Code"
@@ -999,6 +992,9 @@ impl Otp {
             Some(text) => BackupCode::parse(text).ok_or(Error::InvalidBackupCode)?,
         };
         let ctx = self.context(user_key, "static");
+        // Its own loop rather than `Otp::modify`: it finds the device by kind rather than id,
+        // creates it if there is none, and also tries again after folding a device it created
+        // into another one.
         for _ in 0..MAX_CAS_ATTEMPTS {
             let existing = self
                 .inner
@@ -1086,7 +1082,7 @@ impl Otp {
         if let Some(name) = name {
             check_device_name(name)?;
         }
-        self.modify(device_id, |update| {
+        self.modify(device_id, None, |update| {
             if let Some(name) = name {
                 update.name = name.to_owned();
             }
@@ -1103,15 +1099,25 @@ impl Otp {
     ///
     /// [`Error::DeviceNotFound`], [`Error::Database`].
     pub async fn reset_throttle(&self, device_id: &DeviceId) -> Result<Device, Error> {
-        self.modify(device_id, |update| {
+        self.modify(device_id, None, |update| {
             update.throttle = ThrottleState::default()
         })
         .await
     }
 
+    /// Changes a device with a compare-and-set: reads it (if `owner` is set, only as that
+    /// user's), lets `change` make the update, and writes it unless another writer changed the
+    /// device since the read; then reads it again and changes it again, up to
+    /// [`MAX_CAS_ATTEMPTS`] times. Returns the device as stored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceNotFound`], also for a device deleted in the meantime;
+    /// [`Error::Contention`] once every attempt lost; [`Error::Database`].
     async fn modify(
         &self,
         device_id: &DeviceId,
+        owner: Option<&str>,
         change: impl Fn(&mut DeviceUpdate),
     ) -> Result<Device, Error> {
         for _ in 0..MAX_CAS_ATTEMPTS {
@@ -1120,6 +1126,7 @@ impl Otp {
                 .store
                 .device(device_id)
                 .await?
+                .filter(|d| owner.is_none_or(|owner| d.user_key == owner))
                 .ok_or(Error::DeviceNotFound)?;
             let mut update = DeviceUpdate::from(&device);
             change(&mut update);
@@ -1210,6 +1217,10 @@ impl Otp {
                     continue; // A kind this program does not register: nothing it can open.
                 };
                 let mut current = device;
+                // Its own loop rather than `Otp::modify`: it starts from the page's device
+                // without reading it again, writes nothing when there is nothing to reseal, and
+                // passes over a device deleted in the meantime or that lost every attempt
+                // (not resealed) instead of failing the rotation.
                 for _ in 0..MAX_CAS_ATTEMPTS {
                     let ctx = self.context(&current.user_key, kind.name());
                     let Some(state) = kind.reseal(&ctx, &current.state)? else {

@@ -221,6 +221,46 @@ async fn add_static_token_reuses_the_first_device(db: TestDb) {
     );
 }
 
+/// Regenerating replaces every code of the device, and only for its owner.
+async fn regenerating_backup_codes_is_for_the_owner_only(db: TestDb) {
+    let env = Env::with(db, no_throttle(), |b| b).await;
+    let (device, old) = env
+        .otp
+        .create_backup_codes("alice", "Backup", Some(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.otp
+            .regenerate_backup_codes("mallory", &device.id, Some(5))
+            .await
+            .unwrap_err(),
+        Error::DeviceNotFound
+    );
+    assert!(
+        verify(&env, &device, old[0].normalized())
+            .await
+            .is_verified()
+    );
+    let new = env
+        .otp
+        .regenerate_backup_codes("alice", &device.id, Some(5))
+        .await
+        .unwrap();
+    assert_eq!(new.len(), 5);
+    let stored = env.otp.device(&device.id).await.unwrap().unwrap();
+    assert_eq!(env.otp.backup_codes_remaining(&stored).unwrap(), 5);
+    assert!(
+        !verify(&env, &device, old[1].normalized())
+            .await
+            .is_verified()
+    );
+    assert!(
+        verify(&env, &device, new[0].normalized())
+            .await
+            .is_verified()
+    );
+}
+
 /// django-otp's ThrottlingTestMixin, for TOTP, HOTP and backup codes (factor 1).
 async fn throttling_mixin_for_every_kind(db: TestDb) {
     let env = Env::new(db).await;
@@ -670,6 +710,7 @@ store_tests!(
     hotp_window_and_counter,
     backup_codes_work_once_each,
     add_static_token_reuses_the_first_device,
+    regenerating_backup_codes_is_for_the_owner_only,
     throttling_mixin_for_every_kind,
     throttle_delay_doubles,
     timestamps,
