@@ -233,7 +233,10 @@ mod tests {
             ..b
         };
         for failures in 1..=40 {
-            assert!(take(&store, &off, "olive", now).await.unwrap(), "{failures}");
+            assert!(
+                take(&store, &off, "olive", now).await.unwrap(),
+                "{failures}"
+            );
         }
         // Within the free failures, an attempt stamped before the last one is not refused (two
         // requests at once, whose statements ran in the other order).
