@@ -308,7 +308,7 @@ impl Users {
     }
 
     /// Replaces the numbers of the back-off after wrong passwords (see
-    /// [`password_backoff`](super::password_backoff)).
+    /// [`password_backoff`]).
     pub fn with_backoff(mut self, backoff: PasswordBackoff) -> Self {
         self.backoff = backoff;
         self
@@ -377,7 +377,7 @@ impl Users {
     }
 
     /// Deletes the password failures of accounts left alone for a day (see
-    /// [`password_backoff`](super::password_backoff)); returns how many.
+    /// [`password_backoff`]); returns how many.
     ///
     /// # Errors
     ///
@@ -501,7 +501,7 @@ impl Users {
     /// as for a wrong password: the same statements and the same hashing work.
     ///
     /// Every attempt goes through the username's back-off (see
-    /// [`password_backoff`](super::password_backoff)): while the account must wait, the
+    /// [`password_backoff`]): while the account must wait, the
     /// password is not judged and the answer is `Ok(None)`, right password or not.
     ///
     /// # Errors
