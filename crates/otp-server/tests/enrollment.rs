@@ -1549,6 +1549,75 @@ async fn accounts_cannot_flood_one_address(db: &TestDb) {
     app.close().await;
 }
 
+/// Issue #10: a username that looks like another (letters of another script, invisible or
+/// text-direction characters) is refused at sign-up, with a message that says why; a
+/// compatibility form (full-width letters) is the name it stands for, at sign-up and at login.
+async fn lookalike_usernames_are_refused_at_sign_up(db: &TestDb) {
+    let app = App::start(db).await;
+    app.user("admin", None).await;
+    for (username, why, status) in [
+        ("\u{430}dmin", "must not mix scripts", 400),
+        ("ad\u{200b}min", "invisible", 400),
+        ("ad\u{200d}min", "invisible", 400),
+        ("admin\u{202e}", "invisible", 400),
+        ("\u{2067}admin", "invisible", 400),
+        ("adm\u{ad}in", "invisible", 400),
+        ("\u{ff21}\u{ff24}\u{ff2d}\u{ff29}\u{ff2e}", "taken", 409),
+        ("\u{ff11}\u{ff12}", "digits only", 400),
+    ] {
+        let mut browser = app.browser();
+        let form = browser.get("/signup").await;
+        let reply = browser
+            .submit(
+                &form,
+                "/signup",
+                &[
+                    ("username", username),
+                    ("email", ""),
+                    ("password", PASSWORD),
+                    ("password_confirm", PASSWORD),
+                ],
+            )
+            .await;
+        reply.status(status, &format!("{username:?}"));
+        assert!(reply.body.contains(why), "{username:?}: {}", reply.body);
+        reply.assert_safe_page("the refused sign-up");
+    }
+    // Full-width letters are stored as the letters they stand for.
+    let mut carol = app.browser();
+    let form = carol.get("/signup").await;
+    carol
+        .submit(
+            &form,
+            "/signup",
+            &[
+                ("username", "\u{ff43}arol"),
+                ("email", ""),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await
+        .status(303, "a full-width c");
+    let carol = app.state.users.find_by_username("carol").await.unwrap();
+    assert_eq!(carol.expect("stored as carol").username, "carol");
+    // Login normalises the typed name the same way.
+    for typed in ["\u{ff21}DMIN", "Admin", "\u{ff43}arol"] {
+        let reply = app.browser().log_in_json(typed).await;
+        reply.status(200, &format!("log in as {typed:?}"));
+    }
+    let users = app
+        .state
+        .users
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .users;
+    let names: Vec<&str> = users.iter().map(|user| user.username.as_str()).collect();
+    assert_eq!(names, ["admin", "carol"]);
+    app.close().await;
+}
+
 /// Runs an async scenario on a runtime of its own (the PostgreSQL database is made and
 /// dropped outside it).
 fn run<'a, F>(db: &'a TestDb, scenario: impl FnOnce(&'a TestDb) -> F)
@@ -1570,4 +1639,5 @@ crate::database_tests!(
     a_user_has_at_most_twenty_devices,
     a_stale_session_cannot_take_over_the_second_factor,
     accounts_cannot_flood_one_address,
+    lookalike_usernames_are_refused_at_sign_up,
 );

@@ -398,6 +398,22 @@ fn user_add_then_device_list_by_username(db: &mut TestDb) {
             "otp: invalid username: it must not be made of digits only (those are user keys)\n",
         ),
         (
+            &["user", "add", "\u{430}dmin"],
+            "",
+            "otp: invalid username: it must not mix scripts (such as Latin and Cyrillic letters), \
+             which could make it look like another user's name\n",
+        ),
+        (
+            &[
+                "user",
+                "add",
+                "\u{ff24}\u{ff21}\u{ff36}\u{ff25}",
+                "--password-stdin",
+            ],
+            "another password\n",
+            "otp: the username is already taken\n",
+        ),
+        (
             &["user", "add", "frank", "--password-stdin"],
             "short\n",
             "otp: invalid password: it must be at least 8 characters long\n",

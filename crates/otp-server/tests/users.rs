@@ -291,7 +291,73 @@ fn list_search_and_resolve(db: &mut TestDb) {
     });
 }
 
+/// Sets a user's stored name and key as they were before names were normalised.
+async fn store_legacy_name(store: &Store, id: i64, username: &str) {
+    let query = "UPDATE app_users SET username = $1, username_key = $2 WHERE id = $3";
+    let key = username.to_lowercase();
+    let updated = match store.pool() {
+        Pool::Sqlite(pool) => sqlx::query(query)
+            .bind(username)
+            .bind(&key)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()),
+        Pool::Postgres(pool) => sqlx::query(query)
+            .bind(username)
+            .bind(&key)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()),
+        _ => unreachable!(),
+    };
+    assert_eq!(updated.unwrap(), 1);
+}
+
+/// Issue #10: users stored before names were normalised get the NFKC key at the next
+/// migration, and log in with the name in either form; a row whose new key is another user's
+/// keeps its own.
+fn names_stored_before_normalisation_are_rekeyed(db: &mut TestDb) {
+    with_users(db, |users| async move {
+        let store = users.store().clone();
+        let full = users
+            .create(NewUser::new("placeholder-1", PASSWORD))
+            .await
+            .unwrap();
+        store_legacy_name(&store, full.id, "\u{ff26}ull").await;
+        let bob = users.create(NewUser::new("bob", PASSWORD)).await.unwrap();
+        let clash = users
+            .create(NewUser::new("placeholder-2", PASSWORD))
+            .await
+            .unwrap();
+        store_legacy_name(&store, clash.id, "\u{ff42}ob").await;
+        // Before: the typed name, normalised, is not the stored key.
+        assert_eq!(users.authenticate("full", PASSWORD).await.unwrap(), None);
+
+        users.migrate().await.unwrap();
+        for typed in ["full", "FULL", "\u{ff26}ull"] {
+            let found = users.authenticate(typed, PASSWORD).await.unwrap();
+            assert_eq!(found.map(|user| user.id), Some(full.id), "{typed:?}");
+        }
+        let found = users.find_by_username("full").await.unwrap().unwrap();
+        assert_eq!(
+            found.username, "\u{ff26}ull",
+            "the name is shown as it was written"
+        );
+        let found = users.authenticate("\u{ff42}ob", PASSWORD).await.unwrap();
+        assert_eq!(
+            found.map(|user| user.id),
+            Some(bob.id),
+            "bob keeps his name"
+        );
+        let keys = users.list(&UserQuery::default()).await.unwrap().users;
+        assert_eq!(keys.len(), 3);
+    });
+}
+
 database_tests!(
+    names_stored_before_normalisation_are_rekeyed,
     create_and_find,
     create_refuses_bad_input_and_duplicates,
     authenticate_and_change_passwords,

@@ -7,6 +7,28 @@
 //! made of digits only is refused. That makes the rule of the command line's `--user` options
 //! unambiguous (see [`Users::resolve`]).
 //!
+//! ## Usernames that look like others
+//!
+//! A new username ([`Users::create`]: sign-up, the admin, `otp user add`) is first brought to
+//! Unicode normalisation form NFKC ([`normalize_username`]): full-width `ａｄｍｉｎ` is `admin`,
+//! the ligature `ﬁ` is `fi`, and the name is stored in that form. It is then refused if it holds
+//! a character that shows nothing or changes how text runs (zero-width spaces and joiners, soft
+//! hyphens, text-direction marks, embeddings, overrides and isolates: Unicode's format
+//! characters), a control character, a private-use or unassigned code point, or letters of more
+//! than one script (UTS #39 mixed-script detection: `аdmin` with a Cyrillic `а` is refused;
+//! Japanese mixing kana and kanji, or any script with digits, spaces and punctuation, is one
+//! script), so that no new account can pass for `admin` in the admin pages. A name written
+//! wholly in another script (all Cyrillic, say) is allowed: some of those look like Latin
+//! names too, which only a skeleton-based uniqueness check would catch (not done).
+//!
+//! Lookups (login, [`Users::find_by_username`], the command line's `--user`) normalise the
+//! typed name the same way, and compare it in any case. The key of users stored before this
+//! rule (a name not in NFKC) is recomputed by [`Users::migrate`], so they log in with either
+//! form; if the new key is another user's, the row keeps its old key and a warning names its
+//! id (that user cannot log in by name until an operator resolves the clash). Names stored
+//! before that break the new rules keep working: login checks only the rules
+//! that a stored name always met (length, control characters, white space, digits).
+//!
 //! ## The table
 //!
 //! `app_users`, created by the migrations of component `otp-server` (recorded in
@@ -40,6 +62,9 @@ use otp_core::{BoxFuture, Clock, Migration, Pool, Store, SystemClock, Timestamp}
 use serde::Serialize;
 use serde::ser::SerializeStruct;
 use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use unicode_security::MixedScript;
 use zeroize::Zeroizing;
 
 use super::password_backoff::{self, PasswordBackoff};
@@ -89,8 +114,9 @@ const USER_COLUMNS: &str = "id, username, email, is_staff, created_at, password_
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UserError {
-    /// A username breaks the rules (1 to 64 characters, no control characters, no white space
-    /// at either end, not digits only); the text says which.
+    /// A username breaks the rules (1 to 64 characters in NFKC, no control, invisible,
+    /// text-direction or unassigned characters, one script, no white space at either end, not
+    /// digits only: see [`normalize_username`]); the text says which.
     #[error("invalid username: {0}")]
     InvalidUsername(&'static str),
     /// Another user has this username (in any case).
@@ -280,7 +306,7 @@ impl Users {
     }
 
     /// Replaces the numbers of the back-off after wrong passwords (see
-    /// [`password_backoff`](super::password_backoff)).
+    /// [`password_backoff`]).
     pub fn with_backoff(mut self, backoff: PasswordBackoff) -> Self {
         self.backoff = backoff;
         self
@@ -304,14 +330,52 @@ impl Users {
     /// [`UserError::Core`] if the database fails.
     pub async fn migrate(&self) -> Result<(), UserError> {
         self.store.apply_migrations(MIGRATIONS).await?;
-        Ok(self
-            .store
+        self.store
             .apply_migrations(password_backoff::MIGRATIONS)
-            .await?)
+            .await?;
+        self.rekey_usernames().await
+    }
+
+    /// Recomputes the key of the users whose name is not plain ASCII (the only ones whose key
+    /// can have changed when keys became NFKC): a row whose new key is another user's keeps its
+    /// old one, with a warning. Idempotent; once every key is right, a scan of those rows.
+    async fn rekey_usernames(&self) -> Result<(), UserError> {
+        let select = if self.store.is_postgres() {
+            "SELECT id, username, username_key FROM app_users WHERE username ~ '[^ -~]'"
+        } else {
+            "SELECT id, username, username_key FROM app_users WHERE username GLOB '*[^ -~]*'"
+        };
+        let rows: Vec<(i64, String, String)> = on_pool!(self.store, |pool| {
+            sqlx::query_as(select).fetch_all(pool).await?
+        });
+        for (id, username, old) in rows {
+            let key = username_key(&username);
+            if key == old {
+                continue;
+            }
+            let updated = on_pool!(self.store, |pool| {
+                sqlx::query("UPDATE app_users SET username_key = $1 WHERE id = $2")
+                    .bind(&key)
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected())
+            });
+            match updated {
+                Ok(_) => tracing::info!(id, "username key recomputed (NFKC)"),
+                Err(err) if is_unique_violation(&err) => tracing::warn!(
+                    id,
+                    "this user's username, normalised (NFKC), is another user's: it keeps its \
+                     old key, and cannot log in by name until an operator resolves the clash"
+                ),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Deletes the password failures of accounts left alone for a day (see
-    /// [`password_backoff`](super::password_backoff)); returns how many.
+    /// [`password_backoff`]); returns how many.
     ///
     /// # Errors
     ///
@@ -329,7 +393,7 @@ impl Users {
     /// [`UserError::InvalidEmail`], [`UserError::UsernameTaken`], or a database or hashing
     /// failure.
     pub async fn create(&self, new: NewUser<'_>) -> Result<User, UserError> {
-        check_username(new.username)?;
+        let username = normalize_username(new.username)?;
         let email = new.email.map(str::trim).filter(|email| !email.is_empty());
         if let Some(email) = email {
             check_email(email)?;
@@ -337,7 +401,7 @@ impl Users {
         check_password(new.password)?;
         let hash = self.hasher.hash(new.password).await?;
         let now = self.clock.now().unix_millis();
-        let username_key = username_key(new.username);
+        let username_key = username_key(&username);
         let query = format!(
             "INSERT INTO app_users (username, username_key, email, password_hash, is_staff, \
              created_at, password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
@@ -345,7 +409,7 @@ impl Users {
         );
         let inserted: Result<UserRow, sqlx::Error> = on_pool!(self.store, |pool| {
             sqlx::query_as(&query)
-                .bind(new.username)
+                .bind(&username)
                 .bind(&username_key)
                 .bind(email)
                 .bind(&*hash)
@@ -435,7 +499,7 @@ impl Users {
     /// as for a wrong password: the same statements and the same hashing work.
     ///
     /// Every attempt goes through the username's back-off (see
-    /// [`password_backoff`](super::password_backoff)): while the account must wait, the
+    /// [`password_backoff`]): while the account must wait, the
     /// password is not judged and the answer is `Ok(None)`, right password or not.
     ///
     /// # Errors
@@ -450,17 +514,18 @@ impl Users {
             // No account has such a password: refused before any work, for everyone alike.
             return Ok(None);
         }
-        if check_username(username).is_err() {
+        let username = nfkc(username);
+        if check_username(&username).is_err() {
             // No account has such a name.
             self.hasher.verify(password, None).await?;
             return Ok(None);
         }
-        let key = username_key(username);
+        let key = username_key(&username);
         let now = self.clock.now().unix_millis();
         if !password_backoff::take(&self.store, &self.backoff, &key, now).await? {
             return Ok(None);
         }
-        let found = self.find_with_hash(username).await?;
+        let found = self.find_with_hash(&username).await?;
         let (user, hash) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
         let right = self.hasher.verify(password, hash).await?;
         match user {
@@ -630,9 +695,56 @@ pub fn parse_key(key: &str) -> Option<i64> {
     canonical.then(|| key.parse().ok()).flatten()
 }
 
-/// The case-insensitive form of a username, which carries the unique index.
+/// `text` in Unicode normalisation form NFKC.
+fn nfkc(text: &str) -> String {
+    text.nfkc().collect()
+}
+
+/// The case-insensitive form of a username, which carries the unique index: NFKC, then lower
+/// case.
 fn username_key(username: &str) -> String {
-    username.to_lowercase()
+    nfkc(username).to_lowercase()
+}
+
+/// A new username in the form it is stored in (NFKC), if it meets the rules: those of
+/// [`check_username`], and no character that shows nothing or changes the direction of text
+/// (zero-width spaces and joiners, soft hyphens, bidirectional marks, embeddings, overrides
+/// and isolates), no private-use or unassigned code point, and letters of one script only, so
+/// that the name cannot pass for another (`аdmin` with a Cyrillic `а` for `admin`).
+///
+/// # Errors
+///
+/// [`UserError::InvalidUsername`] saying which rule is broken.
+pub fn normalize_username(username: &str) -> Result<String, UserError> {
+    let username = nfkc(username);
+    check_username(&username)?;
+    for c in username.chars() {
+        match c.general_category() {
+            GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator => {
+                return Err(UserError::InvalidUsername(
+                    "it must not contain invisible or text-direction characters (such as \
+                     zero-width spaces or right-to-left marks)",
+                ));
+            }
+            GeneralCategory::PrivateUse
+            | GeneralCategory::Unassigned
+            | GeneralCategory::Surrogate => {
+                return Err(UserError::InvalidUsername(
+                    "it must not contain private-use or unassigned characters",
+                ));
+            }
+            _ => {}
+        }
+    }
+    if !username.as_str().is_single_script() {
+        return Err(UserError::InvalidUsername(
+            "it must not mix scripts (such as Latin and Cyrillic letters), which could make it \
+             look like another user's name",
+        ));
+    }
+    Ok(username)
 }
 
 /// Checks the username rules.
@@ -773,44 +885,54 @@ impl Hasher {
             .map(Zeroizing::new)
     }
 
+    /// The dummy hash, made on first use (on a blocking thread).
+    async fn dummy(self: &Arc<Self>) -> Result<String, UserError> {
+        if let Some(dummy) = self.dummy.get() {
+            return Ok(dummy.clone());
+        }
+        self.blocking(|hasher| {
+            let mut random = [0u8; 32];
+            getrandom::fill(&mut random)
+                .expect("the operating system random number generator failed");
+            let made = hasher.hash_now(&random)?;
+            Ok(hasher.dummy.get_or_init(|| made).clone())
+        })
+        .await?
+    }
+
     /// Whether `password` matches `hash`; with `None`, checks it against the dummy hash and
-    /// returns `false`, taking the same time.
+    /// returns `false`, taking the same time. Both go the same way from here on: an owned hash
+    /// made on this thread, moved to a blocking thread, checked, dropped there (a user's hash
+    /// moved in while the dummy was cloned on the blocking thread measured about 1 ms slower
+    /// per check; see `otp bench login-timing`).
     async fn verify(
         self: &Arc<Self>,
         password: &str,
         hash: Option<String>,
     ) -> Result<bool, UserError> {
+        let real = hash.is_some();
+        let hash = match hash {
+            Some(hash) => hash,
+            None => self.dummy().await?,
+        };
         let password = Zeroizing::new(password.to_owned());
-        self.blocking(move |hasher| {
-            let real = hash.is_some();
-            // The same event for a user's hash and the dummy: it names the cost, not the hash.
-            let hash = match hash {
-                Some(hash) => hash,
-                None => hasher
-                    .dummy
-                    .get_or_init(|| {
-                        let mut random = [0u8; 32];
-                        getrandom::fill(&mut random)
-                            .expect("the operating system random number generator failed");
-                        hasher
-                            .hash_now(&random)
-                            .expect("hashing with the default parameters works")
-                    })
-                    .clone(),
-            };
-            tracing::trace!(cost = phc_cost(&hash), "checking a password hash");
-            match hasher
-                .argon2
-                .verify_password(password.as_bytes(), hash.as_str())
-            {
-                Ok(()) => Ok(real),
-                Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-                Err(err) => Err(UserError::Hashing(format!(
-                    "a stored password hash cannot be used: {err}"
-                ))),
-            }
-        })
-        .await?
+        let matches = self
+            .blocking(move |hasher| {
+                // The same event for a user's hash and the dummy: it names the cost, not the hash.
+                tracing::trace!(cost = phc_cost(&hash), "checking a password hash");
+                match hasher
+                    .argon2
+                    .verify_password(password.as_bytes(), hash.as_str())
+                {
+                    Ok(()) => Ok(true),
+                    Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
+                    Err(err) => Err(UserError::Hashing(format!(
+                        "a stored password hash cannot be used: {err}"
+                    ))),
+                }
+            })
+            .await??;
+        Ok(real && matches)
     }
 }
 
@@ -844,6 +966,57 @@ mod tests {
             let err = check_username(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad:?}: {err}");
         }
+    }
+
+    /// Issue #10: lookalikes of a name are refused, compatibility forms become the name.
+    #[test]
+    fn new_usernames_are_normalised_and_lookalikes_refused() {
+        for (typed, stored) in [
+            ("alice", "alice"),
+            ("Alice Smith", "Alice Smith"),
+            ("ünïcødé", "ünïcødé"),
+            ("u\u{308}ber", "\u{fc}ber"),
+            ("\u{ff41}\u{ff44}\u{ff4d}\u{ff49}\u{ff4e}", "admin"),
+            ("\u{fb01}sh", "fish"),
+            (
+                "\u{430}\u{434}\u{43c}\u{438}\u{43d}",
+                "\u{430}\u{434}\u{43c}\u{438}\u{43d}",
+            ),
+            ("山田たろう", "山田たろう"),
+            ("ｶﾀｶﾅ", "カタカナ"),
+            ("jane.doe-42_x", "jane.doe-42_x"),
+        ] {
+            assert_eq!(
+                normalize_username(typed).unwrap_or_else(|err| panic!("{typed:?}: {err}")),
+                stored,
+                "{typed:?}"
+            );
+        }
+        for (bad, why) in [
+            ("\u{430}dmin", "mix scripts"),
+            ("admin\u{3b1}", "mix scripts"),
+            ("ad\u{200b}min", "invisible"),
+            ("ad\u{200c}min", "invisible"),
+            ("ad\u{200d}min", "invisible"),
+            ("ad\u{2060}min", "invisible"),
+            ("\u{feff}admin", "invisible"),
+            ("adm\u{ad}in", "invisible"),
+            ("admin\u{200e}", "invisible"),
+            ("\u{202e}nimda", "invisible"),
+            ("ad\u{2066}min\u{2069}", "invisible"),
+            ("ad\u{2028}min", "invisible"),
+            ("ad\u{e000}min", "private-use"),
+            ("ad\u{378}min", "unassigned"),
+            ("ad\u{7}min", "control"),
+            ("\u{ff11}\u{ff12}", "digits only"),
+            ("\u{3000}admin", "white space"),
+        ] {
+            let err = normalize_username(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        // The key of a lookup is the stored name's key, whatever form was typed.
+        assert_eq!(username_key("\u{ff21}DMIN"), username_key("admin"));
+        assert_eq!(username_key("\u{ff43}arol"), "carol");
     }
 
     #[test]

@@ -30,8 +30,9 @@ pub enum UserCommand {
 /// Arguments of `otp user add`.
 #[derive(Args)]
 pub struct UserAddArgs {
-    /// The username: 1 to 64 characters, no control characters, no white space at either end,
-    /// not digits only; unique regardless of case
+    /// The username, stored in Unicode form NFKC: 1 to 64 characters, no control, invisible
+    /// or text-direction characters, letters of one script, no white space at either end, not
+    /// digits only; unique regardless of case
     #[arg(value_name = "USERNAME")]
     pub username: String,
     /// The user's email address
@@ -161,7 +162,7 @@ fn password_from_stdin() -> Result<Zeroizing<String>, Failure> {
 /// `otp user add`.
 fn add(args: UserAddArgs, global: &GlobalArgs, streams: &mut Streams<'_>) -> Result<(), Failure> {
     // Checked before the database is touched, and before a password is read or made.
-    crate::app::users::check_username(&args.username)?;
+    crate::app::users::normalize_username(&args.username)?;
     let (password, generated) = if args.password_stdin {
         (password_from_stdin()?, false)
     } else {
