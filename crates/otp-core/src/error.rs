@@ -64,6 +64,9 @@ pub enum Error {
     /// Users may not enrol a device of this kind by themselves.
     #[error("devices of kind {0:?} are not enrolled by their users")]
     NotSelfService(&'static str),
+    /// The user has a device of this kind already, and the kind allows one per user.
+    #[error("the user has a device of kind {0:?} already")]
+    OnePerUser(&'static str),
     /// A database URL that names no supported database.
     #[error("invalid database URL: {0}")]
     InvalidDatabaseUrl(&'static str),

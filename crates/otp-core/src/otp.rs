@@ -919,7 +919,9 @@ impl Otp {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownKind`], [`Error::NotSelfService`], the kind's errors for bad input
+    /// [`Error::UnknownKind`], [`Error::NotSelfService`], [`Error::OnePerUser`] if the kind
+    /// allows one device per user and the user has one (checked atomically, so two concurrent
+    /// enrolments cannot both make one), the kind's errors for bad input
     /// ([`Error::InvalidEmailAddress`], [`Error::InvalidCodeCount`]), and as
     /// [`Otp::create_totp_device`].
     pub async fn enrol_device(
@@ -931,15 +933,33 @@ impl Otp {
     ) -> Result<(Device, Vec<BackupCode>), Error> {
         let kind = self.kind(kind)?;
         let enrolled = kind.enrol(&self.context(user_key, kind.name()), input)?;
+        if !kind.one_per_user() {
+            let device = self
+                .insert(
+                    user_key,
+                    kind.name(),
+                    name,
+                    enrolled.confirmed,
+                    enrolled.state,
+                )
+                .await?;
+            return Ok((device, enrolled.codes));
+        }
+        check_user_key(user_key)?;
+        check_device_name(name)?;
         let device = self
-            .insert(
+            .inner
+            .store
+            .insert_device_unless_kind_exists(NewDevice {
                 user_key,
-                kind.name(),
+                kind: kind.name(),
                 name,
-                enrolled.confirmed,
-                enrolled.state,
-            )
-            .await?;
+                confirmed: enrolled.confirmed,
+                created_at: self.inner.clock.now(),
+                state: enrolled.state,
+            })
+            .await?
+            .ok_or(Error::OnePerUser(kind.name()))?;
         Ok((device, enrolled.codes))
     }
 
@@ -991,10 +1011,10 @@ impl Otp {
             None => BackupCode::generate(),
             Some(text) => BackupCode::parse(text).ok_or(Error::InvalidBackupCode)?,
         };
+        check_user_key(user_key)?;
         let ctx = self.context(user_key, "static");
         // Its own loop rather than `Otp::modify`: it finds the device by kind rather than id,
-        // creates it if there is none, and also tries again after folding a device it created
-        // into another one.
+        // and creates it if there is none.
         for _ in 0..MAX_CAS_ATTEMPTS {
             let existing = self
                 .inner
@@ -1006,23 +1026,24 @@ impl Otp {
             let Some(device) = existing else {
                 let mut state = StaticState::default();
                 state.add(&ctx, code.normalized());
+                // Two first calls at once: one creates the device, the other adds its code to
+                // it on the next turn.
                 let created = self
-                    .insert(user_key, "static", "Backup Code", true, write_state(&state))
-                    .await?;
-                // Two first calls at once each create a device; the later one folds its code
-                // into the earlier device and goes away, so the user keeps one.
-                let first = self
                     .inner
                     .store
-                    .devices_of(user_key, None)
-                    .await?
-                    .into_iter()
-                    .find(|d| d.kind() == "static");
-                if first.as_ref().is_some_and(|f| f.id != created.id) {
-                    self.inner.store.delete_device(&created.id).await?;
-                    continue;
+                    .insert_device_unless_kind_exists(NewDevice {
+                        user_key,
+                        kind: "static",
+                        name: "Backup Code",
+                        confirmed: true,
+                        created_at: self.inner.clock.now(),
+                        state: write_state(&state),
+                    })
+                    .await?;
+                match created {
+                    Some(created) => return Ok((created, code)),
+                    None => continue,
                 }
-                return Ok((created, code));
             };
             let mut state: StaticState = read_state(&device.state)?;
             state.add(&ctx, code.normalized());

@@ -853,6 +853,38 @@ async fn first_static_tokens_at_once_share_one_device(db: TestDb) {
     }
 }
 
+/// A kind that allows one device per user (backup codes) gets one however many enrolments
+/// race: the others are refused with `Error::OnePerUser`.
+async fn concurrent_enrolments_of_a_one_per_user_kind_make_one_device(db: TestDb) {
+    let env = Env::with(db, no_throttle(), |b| b).await;
+    let results = race(8, |_| {
+        let otp = env.otp.clone();
+        async move {
+            otp.enrol_device(
+                "dora",
+                "static",
+                "Codes",
+                &otp_core::EnrolInput::count(Some(5)),
+            )
+            .await
+        }
+    })
+    .await;
+    let made = results.iter().filter(|result| result.is_ok()).count();
+    assert_eq!(made, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter_map(|result| result.as_ref().err())
+            .all(|err| err.contains(r#"OnePerUser("static")"#)),
+        "{results:?}"
+    );
+    assert_eq!(
+        env.otp.devices_for_user("dora", None).await.unwrap().len(),
+        1
+    );
+}
+
 /// Verifications dropped at any point (a client that went away, a request timeout) leave no
 /// transaction open behind them: afterwards a verification completes at once, and a second
 /// pool on the same database sees exactly what the first one does. (SQLite's combined write
@@ -910,6 +942,7 @@ async fn dropped_verifications_leave_no_transaction_open(db: TestDb) {
 
 store_tests!(
     first_static_tokens_at_once_share_one_device,
+    concurrent_enrolments_of_a_one_per_user_kind_make_one_device,
     totp_code_is_accepted_once,
     hotp_code_advances_the_counter_once,
     backup_code_is_used_once,

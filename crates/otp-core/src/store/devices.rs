@@ -149,6 +149,52 @@ impl Store {
         })
     }
 
+    /// Inserts a device unless the user has one of its kind already; `None` if they do. Two
+    /// concurrent calls cannot both insert: on SQLite the statement takes the database's write
+    /// lock, on PostgreSQL the transaction first takes an advisory lock on the user and kind
+    /// (a `NOT EXISTS` alone would not see a row another transaction has not committed yet).
+    pub(crate) async fn insert_device_unless_kind_exists(
+        &self,
+        new: NewDevice<'_>,
+    ) -> Result<Option<Device>, Error> {
+        let state = new.state.to_string();
+        let sql = format!(
+            "INSERT INTO otp_devices (user_key, kind, name, confirmed, created_at, state, version) \
+             SELECT $1, $2, $3, $4, $5, $6, 0 WHERE NOT EXISTS \
+                (SELECT 1 FROM otp_devices WHERE user_key = $1 AND kind = $2) \
+             RETURNING {DEVICE_COLUMNS}"
+        );
+        macro_rules! insert {
+            ($executor:expr) => {
+                sqlx::query(&sql)
+                    .bind(new.user_key)
+                    .bind(new.kind)
+                    .bind(new.name)
+                    .bind(new.confirmed)
+                    .bind(new.created_at.unix_millis())
+                    .bind(&state)
+                    .fetch_optional($executor)
+                    .await?
+            };
+        }
+        match &self.backend {
+            super::Backend::Sqlite(pool, _) => {
+                insert!(pool).as_ref().map(decode_device).transpose()
+            }
+            super::Backend::Postgres(pool, _) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+                    .bind(new.user_key)
+                    .bind(new.kind)
+                    .execute(&mut *tx)
+                    .await?;
+                let row = insert!(&mut *tx);
+                tx.commit().await?;
+                row.as_ref().map(decode_device).transpose()
+            }
+        }
+    }
+
     /// The device with this id, whatever its owner.
     pub(crate) async fn device(&self, id: &DeviceId) -> Result<Option<Device>, Error> {
         let mut conn = self.conn().await?;

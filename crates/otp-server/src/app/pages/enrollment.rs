@@ -484,9 +484,6 @@ pub(crate) async fn enrol(
     owner.require_step_up().await?;
     let devices = check_room(state, owner).await?;
     let kind_of = |device: &Device| otp.kind(device.kind()).ok().cloned();
-    if otp.kind(kind)?.one_per_user() && devices.iter().any(|device| device.kind() == kind) {
-        return Err(Refusal::OnePerUser(kind_label(state, kind).to_owned()).into());
-    }
     if enrolment == Enrolment::DeliveredCode {
         let waiting = devices
             .iter()
@@ -501,7 +498,13 @@ pub(crate) async fn enrol(
     }
     let name = device_name(name, kind_label(state, kind));
     let key = owner.key();
-    let (device, codes) = otp.enrol_device(&key, kind, &name, input).await?;
+    let (device, codes) = match otp.enrol_device(&key, kind, &name, input).await {
+        Ok(enrolled) => enrolled,
+        Err(otp_core::Error::OnePerUser(_)) => {
+            return Err(Refusal::OnePerUser(kind_label(state, kind).to_owned()).into());
+        }
+        Err(err) => return Err(err.into()),
+    };
     owner.otp.record_enrolment(&device.id).await?;
     tracing::info!(
         user = %key,
