@@ -45,7 +45,7 @@ test('enrol an authenticator app, log in with two factors, then with a backup co
 
   await page.getByRole('link', { name: 'Add a two-factor device' }).click();
   await page.waitForURL(/\/account\/devices(\?.*)?$/);
-  await page.getByRole('button', { name: 'Add an authenticator app' }).click();
+  await page.locator('section.app-add', { hasText: 'Authenticator app' }).getByRole('button', { name: 'Set up' }).click();
   await page.waitForURL(/\/confirm$/);
   // The QR code is an image served by the app itself, never by a third party.
   const qr = await page.locator('img').first().getAttribute('src');
@@ -69,7 +69,7 @@ test('enrol an authenticator app, log in with two factors, then with a backup co
   await page.getByRole('button', { name: 'Confirm' }).click();
   await page.waitForURL(/\/account\/devices(\?.*)?$/);
 
-  await page.getByRole('button', { name: 'Generate backup codes' }).click();
+  await page.locator('section.app-add', { hasText: 'Backup codes' }).getByRole('button', { name: 'Generate codes' }).click();
   const codes = await page.locator('li code').allTextContents();
   assert.equal(codes.length, 10);
   await screenshot(page, '05-backup-codes');
