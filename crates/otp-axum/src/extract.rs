@@ -289,17 +289,23 @@ pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
         || (accept.contains("application/json") && !accept.contains("text/html"))
 }
 
+/// The path and query the client asked for: inside `Router::nest` the URI has lost its
+/// prefix, and the original one has it.
+pub(crate) fn original_path_and_query(parts: &Parts) -> &str {
+    parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0)
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+}
+
 /// The rejection for a request that needs a verified session, given where to log in.
 pub(crate) fn otp_required_rejection(parts: &Parts, login_url: &str, field: &str) -> OtpRequired {
     if wants_json(&parts.headers) {
         return OtpRequired::Json;
     }
-    // Inside `Router::nest` the URI has lost its prefix; the original one has it.
-    let uri = parts
-        .extensions
-        .get::<axum::extract::OriginalUri>()
-        .map_or(&parts.uri, |original| &original.0);
-    let here = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let here = original_path_and_query(parts);
     let separator = if login_url.contains('?') { '&' } else { '?' };
     let next = percent_encoding::utf8_percent_encode(here, crate::QUERY_VALUE);
     OtpRequired::Redirect(format!("{login_url}{separator}{field}={next}"))

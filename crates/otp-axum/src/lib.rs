@@ -70,8 +70,30 @@
 //!   with the app's [`PasswordVerifier`], or `AxumLoginAccounts` with the `axum-login`
 //!   feature), then the second factor, with the half-done login held in the session for at
 //!   most ten minutes.
-//! - [`csrf`]: a session-bound token for forms; for JSON, a JSON content type and a same-site
-//!   `Origin` (same scheme and host: set [`WebConfig::https`] on an HTTPS site).
+//! - [`csrf`]: a session-bound token for forms (a token signed from an `otp_csrf` cookie for
+//!   a visitor's login form, so that it stores no session); for JSON, a JSON content type and
+//!   a same-site `Origin` (same scheme and host: set [`WebConfig::https`] on an HTTPS site).
+//! - [`step_up`]: changes to the second factor and other sensitive actions need a recent
+//!   verification by a device the session did not enrol ([`OtpSession::step_up`], the
+//!   [`step_up::SteppedUp`] extractor).
+//! - [`SqlSessionStore`]: sessions in the framework's database, keyed by a hash of the cookie;
+//!   [`OtpSession::end_other_sessions`] ends every other session of the user (a password
+//!   change) on every server, whatever the session store.
+//!
+//! ## Sensitive actions of your own
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use otp_axum::step_up::SteppedUp;
+//!
+//! /// Reached only by a session verified in the last five minutes (`WebConfig::step_up_window`)
+//! /// by a device it did not add; others re-verify at `/account/verify` and come back.
+//! async fn change_email(SteppedUp(otp): SteppedUp) -> &'static str {
+//!     "changed"
+//! }
+//!
+//! let app: Router = Router::new().route("/account/email", post(change_email));
+//! ```
 //!
 //! ## Features
 //!

@@ -51,7 +51,7 @@ use http::request::Parts;
 use http::{Method, StatusCode, header};
 use otp_core::DeviceId;
 
-use crate::extract::{otp_session_from_parts, wants_json};
+use crate::extract::{original_path_and_query, otp_session_from_parts, wants_json};
 use crate::{OtpSession, OtpSessionRejection, WebError};
 
 /// The session key of the devices enrolled in this session while the account had a confirmed
@@ -215,12 +215,8 @@ impl<S: Send + Sync> FromRequestParts<S> for SteppedUp {
         let config = otp.web().config();
         // After the verification the browser comes back with a GET: a form's target cannot
         // be it, so a post comes back to the page it came from, if that is on this site.
-        let uri = parts
-            .extensions
-            .get::<axum::extract::OriginalUri>()
-            .map_or(&parts.uri, |original| &original.0);
         let here = match parts.method {
-            Method::GET | Method::HEAD => uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            Method::GET | Method::HEAD => original_path_and_query(parts),
             _ => config.default_redirect.as_str(),
         };
         let next = percent_encoding::utf8_percent_encode(here, crate::QUERY_VALUE);

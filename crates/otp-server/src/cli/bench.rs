@@ -411,11 +411,21 @@ impl BenchDb {
 
 /// Deletes the devices and accounts of the benchmark's users.
 async fn delete_rows(store: &Store, pattern: &str) -> Result<(), Failure> {
+    delete_matching(
+        store,
+        pattern,
+        &[
+            "DELETE FROM otp_devices WHERE user_key LIKE $1",
+            "DELETE FROM otp_accounts WHERE user_key LIKE $1",
+        ],
+    )
+    .await
+}
+
+/// Runs each of `statements` with `pattern` as its `$1`.
+async fn delete_matching(store: &Store, pattern: &str, statements: &[&str]) -> Result<(), Failure> {
     let failed = |error: sqlx::Error| Failure::Core(error.into());
-    for sql in [
-        "DELETE FROM otp_devices WHERE user_key LIKE $1",
-        "DELETE FROM otp_accounts WHERE user_key LIKE $1",
-    ] {
+    for sql in statements {
         match store.pool() {
             Pool::Sqlite(pool) => {
                 sqlx::query(sql)
@@ -906,30 +916,15 @@ fn user_failure(error: UserError) -> Failure {
 
 /// Deletes the benchmark's users and back-off rows from a database that was given.
 async fn delete_login_rows(store: &Store, pattern: &str) -> Result<(), Failure> {
-    let failed = |error: sqlx::Error| Failure::Core(error.into());
-    for sql in [
-        "DELETE FROM app_users WHERE username_key LIKE $1",
-        "DELETE FROM app_password_failures WHERE username_key LIKE $1",
-    ] {
-        match store.pool() {
-            Pool::Sqlite(pool) => {
-                sqlx::query(sql)
-                    .bind(pattern)
-                    .execute(pool)
-                    .await
-                    .map_err(failed)?;
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query(sql)
-                    .bind(pattern)
-                    .execute(pool)
-                    .await
-                    .map_err(failed)?;
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    delete_matching(
+        store,
+        pattern,
+        &[
+            "DELETE FROM app_users WHERE username_key LIKE $1",
+            "DELETE FROM app_password_failures WHERE username_key LIKE $1",
+        ],
+    )
+    .await
 }
 
 fn login_timing(

@@ -1200,7 +1200,7 @@ async fn uri_device(
         ));
     }
     let (device, account) = load_device(state, otp, kind, number).await?;
-    if !has_uri(&state, &device) {
+    if !has_uri(state, &device) {
         return Err(not_found(state, otp, "configuration").await);
     }
     Ok((device, account))
