@@ -115,6 +115,7 @@ mod guard;
 pub mod html;
 pub mod json;
 mod layer;
+pub mod manage;
 mod redirect;
 mod session;
 mod session_store;

@@ -125,6 +125,10 @@ pub fn session_layer() -> SessionManagerLayer<MemoryStore> {
 /// | `POST /test/unverify` | calls `otp_axum::unverify` |
 /// | `POST /test/end-other-sessions` | calls `OtpSession::end_other_sessions` (a password change) |
 /// | `GET`, `POST /test/stepped-up` | the `SteppedUp` extractor; returns the user key |
+/// | `POST /test/manage/{kind}` | `manage::enrol` with `{"count"?}`: `{"id", "confirmed", "codes"}` |
+/// | `POST /test/manage/{kind}/{number}/confirm` | `manage::confirm` with `{"token"}` |
+/// | `DELETE /test/manage/{kind}/{number}` | `manage::remove` |
+/// | (any of the three, refused) | the refusal's status and `{"error": code}` |
 pub fn test_routes() -> Router {
     let protected = Router::new()
         .route("/protected", get(protected_page))
@@ -150,6 +154,12 @@ pub fn test_routes() -> Router {
         .route("/test/unverify", post(test_unverify))
         .route("/test/end-other-sessions", post(test_end_other_sessions))
         .route("/test/stepped-up", get(stepped_up).post(stepped_up))
+        .route("/test/manage/{kind}", post(manage_enrol))
+        .route("/test/manage/{kind}/{number}/confirm", post(manage_confirm))
+        .route(
+            "/test/manage/{kind}/{number}",
+            axum::routing::delete(manage_remove),
+        )
 }
 
 /// Routes that use the extractors and the guard without `OtpLayer`.
@@ -226,6 +236,76 @@ async fn test_unverify(otp: OtpSession) -> StatusCode {
     match otp_axum::unverify(otp.session()).await {
         Ok(()) => StatusCode::NO_CONTENT,
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn manage_refused(err: otp_axum::manage::ManageError) -> Response {
+    match err {
+        otp_axum::manage::ManageError::Refused(refusal) => (
+            refusal.status(),
+            axum::Json(json!({ "error": refusal.code() })),
+        )
+            .into_response(),
+        otp_axum::manage::ManageError::Failed(err) => err.into_response(),
+    }
+}
+
+async fn manage_enrol(
+    mut otp: OtpSession,
+    axum::extract::Path(kind): axum::extract::Path<String>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let count = body["count"].as_u64().map(|n| n as usize);
+    let input = otp_core::EnrolInput::count(count);
+    match otp_axum::manage::enrol(&mut otp, &kind, None, &input).await {
+        Ok((device, codes)) => axum::Json(json!({
+            "id": device.id.to_string(),
+            "confirmed": device.confirmed,
+            "codes": codes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(err) => manage_refused(err),
+    }
+}
+
+async fn manage_device(
+    otp: &OtpSession,
+    kind: &str,
+    number: &str,
+) -> Result<Device, otp_axum::manage::ManageError> {
+    let id: DeviceId = format!("{kind}/{number}")
+        .parse()
+        .map_err(|_| otp_axum::manage::Refusal::NotFound)?;
+    otp_axum::manage::find(otp, &id).await
+}
+
+async fn manage_confirm(
+    mut otp: OtpSession,
+    axum::extract::Path((kind, number)): axum::extract::Path<(String, String)>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let token = body["token"].as_str().unwrap_or_default().to_owned();
+    let result = match manage_device(&otp, &kind, &number).await {
+        Ok(device) => otp_axum::manage::confirm(&mut otp, &device, &token).await,
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(device) => axum::Json(json!({ "confirmed": device.confirmed })).into_response(),
+        Err(err) => manage_refused(err),
+    }
+}
+
+async fn manage_remove(
+    otp: OtpSession,
+    axum::extract::Path((kind, number)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let result = match manage_device(&otp, &kind, &number).await {
+        Ok(device) => otp_axum::manage::remove(&otp, &device).await,
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => manage_refused(err),
     }
 }
 
@@ -376,6 +456,16 @@ impl TestApp {
     pub async fn reload(&self, device: &Device) -> Device {
         self.otp
             .device(&device.id)
+            .await
+            .expect("the store answers")
+            .expect("the device exists")
+    }
+
+    /// The device of id `id` (`KIND/NUMBER`), as stored.
+    pub async fn reload_id(&self, id: &str) -> Device {
+        let id: DeviceId = id.parse().expect("a device id");
+        self.otp
+            .device(&id)
             .await
             .expect("the store answers")
             .expect("the device exists")

@@ -53,6 +53,7 @@ use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use otp_axum::OtpSession;
 use otp_axum::csrf::{check_json_request, check_origin};
+use otp_axum::manage;
 use otp_core::{BackupCode, Device, DeviceId, EnrolInput, Enrolment};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -123,8 +124,8 @@ fn json_ok(status: StatusCode, body: serde_json::Value) -> Response {
 }
 
 /// The response of a failed operation.
-fn failure_response(failure: Failure) -> Response {
-    match failure {
+fn failure_response(failure: impl Into<Failure>) -> Response {
+    match failure.into() {
         Failure::Refused(Refusal::Flow(flow)) => flow.into_response(),
         Failure::Refused(refusal) => with_retry_after(
             json_error(refusal.status(), refusal.code(), &refusal.message()),
@@ -145,7 +146,7 @@ fn server_error(err: Error) -> Response {
 }
 
 fn not_found() -> Response {
-    failure_response(Refusal::NotFound.into())
+    failure_response(Refusal::NotFound)
 }
 
 /// The logged-in user who may manage their devices, for JSON clients: others get 401
@@ -240,12 +241,11 @@ fn parse_optional<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, JsonS
 
 /// The user's device of the path; 404 for a malformed id or another user's device.
 async fn path_device(
-    state: &AppState,
     owner: &Owner,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Device, Response> {
     let id = enrollment::path_id(path).ok_or_else(not_found)?;
-    enrollment::find(state, owner, &id)
+    manage::find(&owner.otp, &id)
         .await
         .map_err(failure_response)
 }
@@ -266,8 +266,8 @@ fn created(device: &Device, body: serde_json::Value) -> Response {
 }
 
 /// A 200 with `device`, as in the list.
-fn device_ok(state: &AppState, device: &Device) -> JsonReply {
-    let info = DeviceInfo::new(state, device).map_err(server_error)?;
+fn device_ok(owner: &Owner, device: &Device) -> JsonReply {
+    let info = DeviceInfo::new(&owner.otp, device).map_err(failure_response)?;
     Ok(json_ok(StatusCode::OK, json!(info)))
 }
 
@@ -278,25 +278,24 @@ fn codes_body(device: &Device, codes: &[BackupCode]) -> serde_json::Value {
     json!({ "id": device.id.to_string(), "name": device.name, "codes": *shown })
 }
 
-async fn list(State(state): State<AppState>, ApiOwner(owner): ApiOwner) -> JsonReply {
-    let devices = enrollment::devices(&state, &owner)
+async fn list(ApiOwner(owner): ApiOwner) -> JsonReply {
+    let devices = manage::devices(&owner.otp)
         .await
-        .map_err(server_error)?;
+        .map_err(failure_response)?;
     let infos = devices
         .iter()
-        .map(|device| DeviceInfo::new(&state, device))
+        .map(|device| DeviceInfo::new(&owner.otp, device))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(server_error)?;
+        .map_err(failure_response)?;
     Ok(json_ok(StatusCode::OK, json!(infos)))
 }
 
 async fn show(
-    State(state): State<AppState>,
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> JsonReply {
-    let device = path_device(&state, &owner, path).await?;
-    device_ok(&state, &device)
+    let device = path_device(&owner, path).await?;
+    device_ok(&owner, &device)
 }
 
 /// What a client gives to enrol a device; each kind takes what it needs.
@@ -321,17 +320,16 @@ async fn add_device(
     body: Bytes,
 ) -> JsonReply {
     let Ok(Path(kind)) = path else {
-        return Err(failure_response(Refusal::NotFound.into()).into());
+        return Err(failure_response(Refusal::NotFound).into());
     };
     let request: NewDevice = parse_optional(&body)?;
     let mut input = EnrolInput::count(request.count);
     if let Some(address) = request.email.or_else(|| owner.user.email.clone()) {
         input = input.with_address(address);
     }
-    let (device, codes) =
-        enrollment::enrol(&state, &mut owner, &kind, request.name.as_deref(), &input)
-            .await
-            .map_err(failure_response)?;
+    let (device, codes) = manage::enrol(&mut owner.otp, &kind, request.name.as_deref(), &input)
+        .await
+        .map_err(failure_response)?;
     let enrolment = state
         .otp()
         .kind(device.kind())
@@ -355,7 +353,10 @@ async fn add_device(
         }
         Enrolment::DeliveredCode => {
             // The device stays if the code did not go out: `challenge` sends another.
-            let sent = match enrollment::send_code(&state, &owner, &device).await {
+            let sent = match manage::send_code(&owner.otp, &device)
+                .await
+                .map_err(Failure::from)
+            {
                 Ok(_) => true,
                 Err(Failure::Refused(_)) => false,
                 Err(Failure::Server(err)) => return Err(server_error(err).into()),
@@ -376,15 +377,14 @@ struct ConfirmRequest {
 }
 
 async fn confirm(
-    State(state): State<AppState>,
     _: JsonRequest,
     ApiOwner(mut owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
 ) -> JsonReply {
-    let device = path_device(&state, &owner, path).await?;
+    let device = path_device(&owner, path).await?;
     let request: ConfirmRequest = parse(&body)?;
-    enrollment::confirm(&state, &mut owner, &device, &request.token)
+    manage::confirm(&mut owner.otp, &device, &request.token)
         .await
         .map_err(failure_response)?;
     Ok(json_ok(StatusCode::OK, json!({ "confirmed": true })))
@@ -395,18 +395,17 @@ async fn confirm(
 struct Empty {}
 
 async fn challenge(
-    State(state): State<AppState>,
     _: JsonRequest,
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
 ) -> JsonReply {
-    let device = path_device(&state, &owner, path).await?;
+    let device = path_device(&owner, path).await?;
     parse_optional::<Empty>(&body)?;
     if device.kind() != "email" {
         return Err(not_found().into());
     }
-    enrollment::send_code(&state, &owner, &device)
+    manage::send_code(&owner.otp, &device)
         .await
         .map_err(failure_response)?;
     Ok(json_ok(StatusCode::OK, json!({ "sent": true })))
@@ -419,15 +418,14 @@ struct RegenerateRequest {
 }
 
 async fn regenerate(
-    State(state): State<AppState>,
     _: JsonRequest,
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
 ) -> JsonReply {
-    let device = path_device(&state, &owner, path).await?;
+    let device = path_device(&owner, path).await?;
     let request: RegenerateRequest = parse_optional(&body)?;
-    let codes = enrollment::regenerate_backup_codes(&state, &owner, &device, request.count)
+    let codes = manage::regenerate_codes(&owner.otp, &device, request.count)
         .await
         .map_err(failure_response)?;
     Ok(json_ok(StatusCode::OK, codes_body(&device, &codes)))
@@ -440,28 +438,26 @@ struct RenameRequest {
 }
 
 async fn rename(
-    State(state): State<AppState>,
     _: JsonRequest,
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Bytes,
 ) -> JsonReply {
-    let device = path_device(&state, &owner, path).await?;
+    let device = path_device(&owner, path).await?;
     let request: RenameRequest = parse(&body)?;
-    let renamed = enrollment::rename(&state, &owner, &device, &request.name)
+    let renamed = manage::rename(&owner.otp, &device, &request.name)
         .await
         .map_err(failure_response)?;
-    device_ok(&state, &renamed)
+    device_ok(&owner, &renamed)
 }
 
 async fn remove(
-    State(state): State<AppState>,
     _: SameSite,
     ApiOwner(owner): ApiOwner,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> JsonReply {
-    let device = path_device(&state, &owner, path).await?;
-    enrollment::remove(&state, &owner, &device)
+    let device = path_device(&owner, path).await?;
+    manage::remove(&owner.otp, &device)
         .await
         .map_err(failure_response)?;
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))

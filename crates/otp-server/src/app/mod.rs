@@ -321,6 +321,18 @@ impl From<otp_core::Error> for Stop {
     }
 }
 
+impl From<otp_axum::manage::ManageError> for Stop {
+    fn from(err: otp_axum::manage::ManageError) -> Self {
+        use otp_axum::manage::ManageError;
+        match err {
+            ManageError::Refused(refusal) => {
+                (refusal.status(), refusal.message()).into_response().into()
+            }
+            ManageError::Failed(err) => Error::from(err).into(),
+        }
+    }
+}
+
 impl From<UserError> for Stop {
     fn from(err: UserError) -> Self {
         Error::from(err).into()

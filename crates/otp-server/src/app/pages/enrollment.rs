@@ -68,11 +68,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use otp_axum::manage::{self, ManageError};
 use otp_axum::{FlowError, OtpSession};
-use otp_core::{
-    BackupCode, ChallengeOutcome, Device, DeviceId, EnrolInput, Enrolment, NotAllowedReason,
-    Timestamp, VerifyOutcome,
-};
+use otp_core::{BackupCode, Device, DeviceId, EnrolInput, Enrolment};
 use otp_oath::OtpAuthUri;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -101,8 +99,6 @@ pub(crate) struct Owner {
     pub(crate) user: User,
     /// The request's OTP state.
     pub(crate) otp: OtpSession,
-    /// Whether the user has a confirmed device (then the session is verified).
-    pub(crate) has_confirmed: bool,
 }
 
 impl Owner {
@@ -115,16 +111,6 @@ impl Owner {
     /// [step-up rule](otp_axum::step_up)).
     pub(crate) async fn may_change_devices(&self) -> Result<bool, Error> {
         Ok(self.otp.step_up().await?.allows_change())
-    }
-
-    /// [`Refusal::FreshVerificationRequired`] unless the session may change the user's
-    /// second factor now.
-    pub(crate) async fn require_step_up(&self) -> Result<(), Failure> {
-        if self.may_change_devices().await? {
-            Ok(())
-        } else {
-            Err(Refusal::FreshVerificationRequired.into())
-        }
     }
 }
 
@@ -151,11 +137,7 @@ pub(crate) async fn access(state: &AppState, user: User, otp: OtpSession) -> Res
     if has_confirmed && !otp.is_verified() {
         return Ok(Access::OtpRequired(otp));
     }
-    Ok(Access::Granted(Owner {
-        user,
-        otp,
-        has_confirmed,
-    }))
+    Ok(Access::Granted(Owner { user, otp }))
 }
 
 impl FromRequestParts<AppState> for Owner {
@@ -193,106 +175,9 @@ pub(crate) fn to_verify(otp: &OtpSession, next: &str) -> Response {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Refusals.
+// Refusals: the library's ([`otp_axum::manage`]), and the server's failures.
 
-/// Why an operation on devices was refused: the user's doing, with a stable code, a status
-/// and a message for people. Server failures are [`Error`]s.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// No device of the user's has that id (or it is not of a kind the operation takes).
-    NotFound,
-    /// The user has [`MAX_DEVICES`] devices.
-    TooManyDevices,
-    /// The user has [`MAX_UNCONFIRMED_DELIVERED`] devices waiting for a delivered code.
-    TooManyUnconfirmed,
-    /// The user has a device of a kind that allows one per user (backup codes: new ones
-    /// replace them); with the kind's label.
-    OnePerUser(String),
-    /// A device name that is blank, too long or holds control characters.
-    InvalidName,
-    /// An email address that cannot be one.
-    InvalidEmail,
-    /// A number of backup codes outside 1 to 100.
-    InvalidCount,
-    /// The device is confirmed already.
-    AlreadyConfirmed,
-    /// The session must verify again (the step-up rule) for this.
-    FreshVerificationRequired,
-    /// A refusal of the verification flows: a wrong code, throttling, a cooldown.
-    Flow(FlowError),
-}
-
-impl Refusal {
-    /// The stable code, as in JSON bodies.
-    pub(crate) fn code(&self) -> &'static str {
-        match self {
-            Self::NotFound => "not_found",
-            Self::TooManyDevices => "too_many_devices",
-            Self::TooManyUnconfirmed => "too_many_unconfirmed_devices",
-            Self::OnePerUser(_) => "one_per_user",
-            Self::InvalidName => "invalid_name",
-            Self::InvalidEmail => "invalid_email",
-            Self::InvalidCount => "invalid_count",
-            Self::AlreadyConfirmed => "already_confirmed",
-            Self::FreshVerificationRequired => "fresh_verification_required",
-            Self::Flow(flow) => flow.code(),
-        }
-    }
-
-    /// The HTTP status.
-    pub(crate) fn status(&self) -> StatusCode {
-        match self {
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::TooManyDevices
-            | Self::TooManyUnconfirmed
-            | Self::OnePerUser(_)
-            | Self::AlreadyConfirmed => StatusCode::CONFLICT,
-            Self::InvalidName | Self::InvalidEmail | Self::InvalidCount => StatusCode::BAD_REQUEST,
-            Self::FreshVerificationRequired => StatusCode::FORBIDDEN,
-            Self::Flow(flow) => flow.status(),
-        }
-    }
-
-    /// A message for people.
-    pub(crate) fn message(&self) -> String {
-        match self {
-            Self::NotFound => "You have no such device.".into(),
-            Self::TooManyDevices => {
-                format!("You have {MAX_DEVICES} devices, the most there may be. Remove one first.")
-            }
-            Self::TooManyUnconfirmed => format!(
-                "You have {MAX_UNCONFIRMED_DELIVERED} devices waiting for their code. Confirm or \
-                 remove one first."
-            ),
-            Self::OnePerUser(label) => format!(
-                "You have {} already. Make new ones instead: they replace the old.",
-                label.to_lowercase()
-            ),
-            Self::InvalidName => {
-                "The name must be 1 to 64 characters, without control characters.".into()
-            }
-            Self::InvalidEmail => "The email address is not valid.".into(),
-            Self::InvalidCount => "The number of backup codes must be 1 to 100.".into(),
-            Self::AlreadyConfirmed => "This device is set up already.".into(),
-            Self::FreshVerificationRequired => "Please verify it's you again, with a device \
-                 you had before this session: changes to your second factor need a recent \
-                 verification."
-                .into(),
-            Self::Flow(flow) => match flow.retry_after() {
-                Some(seconds) => format!("{} (Wait {seconds} s.)", flow.message()),
-                None => flow.message(),
-            },
-        }
-    }
-
-    /// Seconds to wait, for `Retry-After`.
-    pub(crate) fn retry_after(&self) -> Option<u64> {
-        match self {
-            Self::Flow(flow) => flow.retry_after(),
-            _ => None,
-        }
-    }
-}
+pub(crate) use otp_axum::manage::{DeviceInfo, Refusal};
 
 /// A failed operation on devices: refused, or the server failed.
 #[derive(Debug)]
@@ -301,6 +186,15 @@ pub(crate) enum Failure {
     Refused(Refusal),
     /// The server's.
     Server(Error),
+}
+
+impl From<ManageError> for Failure {
+    fn from(err: ManageError) -> Self {
+        match err {
+            ManageError::Refused(refusal) => Self::Refused(refusal),
+            ManageError::Failed(err) => Self::Server(err.into()),
+        }
+    }
 }
 
 impl From<Refusal> for Failure {
@@ -329,193 +223,16 @@ impl From<otp_axum::WebError> for Failure {
 
 impl From<otp_core::Error> for Failure {
     fn from(err: otp_core::Error) -> Self {
-        use otp_core::Error as Core;
-        match err {
-            Core::DeviceNotFound | Core::UnknownKind(_) | Core::InvalidDeviceId(_) => {
-                Refusal::NotFound.into()
-            }
-            Core::InvalidDeviceName => Refusal::InvalidName.into(),
-            Core::InvalidEmailAddress => Refusal::InvalidEmail.into(),
-            Core::InvalidCodeCount(_) => Refusal::InvalidCount.into(),
-            Core::NotSelfService(_) => Refusal::NotFound.into(),
-            // otp-core logged the detail, which is for operators only.
-            Core::Delivery(_) => FlowError::ChallengeFailed.into(),
-            other => Self::Server(other.into()),
-        }
+        ManageError::from(err).into()
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// The operations, shared by the pages and the JSON API.
+// The operations: the library's, and what only this server knows (the user's name).
 
 /// A device id from the two path segments `KIND/NUMBER`; `None` if they break the grammar.
 pub(crate) fn parse_id(kind: &str, number: &str) -> Option<DeviceId> {
     format!("{kind}/{number}").parse().ok()
-}
-
-/// A device as the user sees it (the JSON API's representation): no secret, no code.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct DeviceInfo {
-    /// `KIND/NUMBER`.
-    pub(crate) id: String,
-    /// The user's name for it.
-    pub(crate) name: String,
-    /// The kind's name.
-    pub(crate) kind: String,
-    /// Whether enrolment finished.
-    pub(crate) confirmed: bool,
-    /// When it was made, in seconds since the epoch.
-    pub(crate) created_at: i64,
-    /// When it last verified a code, in seconds since the epoch.
-    pub(crate) last_used_at: Option<i64>,
-    /// Unused backup codes (backup codes only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) codes_remaining: Option<usize>,
-}
-
-impl DeviceInfo {
-    /// The view of `device`.
-    ///
-    /// # Errors
-    ///
-    /// Broken stored state of backup codes.
-    pub(crate) fn new(state: &AppState, device: &Device) -> Result<Self, Error> {
-        let codes_remaining = state.otp().codes_remaining(device)?;
-        Ok(Self {
-            id: device.id.to_string(),
-            name: device.name.clone(),
-            kind: device.kind().to_owned(),
-            confirmed: device.confirmed,
-            created_at: device.created_at.unix_secs(),
-            last_used_at: device.last_used_at.map(Timestamp::unix_secs),
-            codes_remaining,
-        })
-    }
-}
-
-/// The user's devices, in the kinds' order.
-///
-/// # Errors
-///
-/// A database failure.
-pub(crate) async fn devices(state: &AppState, owner: &Owner) -> Result<Vec<Device>, Error> {
-    Ok(state.otp().devices_for_user(&owner.key(), None).await?)
-}
-
-/// The user's device `id`, or [`Refusal::NotFound`].
-///
-/// # Errors
-///
-/// [`Refusal::NotFound`]; a database failure.
-pub(crate) async fn find(
-    state: &AppState,
-    owner: &Owner,
-    id: &DeviceId,
-) -> Result<Device, Failure> {
-    state
-        .otp()
-        .device_of(&owner.key(), id)
-        .await?
-        .ok_or(Failure::Refused(Refusal::NotFound))
-}
-
-/// The devices of the user if there is room for another.
-async fn check_room(state: &AppState, owner: &Owner) -> Result<Vec<Device>, Failure> {
-    let devices = devices(state, owner).await?;
-    if devices.len() >= MAX_DEVICES {
-        return Err(Refusal::TooManyDevices.into());
-    }
-    Ok(devices)
-}
-
-/// What the kind is called on these pages: its label ([`otp_core::DeviceKind::label`]), or its
-/// name for a kind this program does not register.
-fn kind_label<'a>(state: &AppState, kind: &'a str) -> &'a str {
-    state.otp().kind(kind).map_or(kind, |kind| kind.label())
-}
-
-/// Whether devices of `kind` are enrolled with a proof of possession, which confirms them
-/// ([`otp_core::Enrolment::needs_confirmation`]).
-fn is_confirmed_by_proof(state: &AppState, kind: &str) -> bool {
-    state
-        .otp()
-        .kind(kind)
-        .is_ok_and(|kind| kind.enrolment().needs_confirmation())
-}
-
-/// Whether `device` waits for its confirmation on these pages.
-fn awaits_confirmation(state: &AppState, device: &Device) -> bool {
-    !device.confirmed && is_confirmed_by_proof(state, device.kind())
-}
-
-/// `name` trimmed, or `label` (the kind's) if it is blank.
-fn device_name(name: Option<&str>, label: &str) -> String {
-    name.map(str::trim)
-        .filter(|name| !name.is_empty())
-        .unwrap_or(label)
-        .to_owned()
-}
-
-/// Enrols a device of `kind` for the user, with what they gave (`input`), for any kind users
-/// enrol by themselves ([`otp_core::DeviceKind::enrol`]): the step-up rule, the room left,
-/// one device of a kind that allows one, at most [`MAX_UNCONFIRMED_DELIVERED`] devices waiting
-/// for a delivered code. Returns the device (unconfirmed unless its kind has nothing to prove)
-/// and the codes to show once; a device confirmed from the start that is the user's first
-/// marks the session verified by it.
-///
-/// # Errors
-///
-/// [`Refusal::NotFound`] for a kind users do not enrol, [`Refusal::FreshVerificationRequired`],
-/// [`Refusal::TooManyDevices`], [`Refusal::OnePerUser`], [`Refusal::TooManyUnconfirmed`],
-/// [`Refusal::InvalidName`], [`Refusal::InvalidEmail`], [`Refusal::InvalidCount`]; a database
-/// or session failure.
-pub(crate) async fn enrol(
-    state: &AppState,
-    owner: &mut Owner,
-    kind: &str,
-    name: Option<&str>,
-    input: &EnrolInput,
-) -> Result<(Device, Vec<BackupCode>), Failure> {
-    let otp = state.otp();
-    let enrolment = match otp.kind(kind) {
-        Ok(kind) if kind.enrolment().is_self_service() => kind.enrolment(),
-        _ => return Err(Refusal::NotFound.into()),
-    };
-    owner.require_step_up().await?;
-    let devices = check_room(state, owner).await?;
-    let kind_of = |device: &Device| otp.kind(device.kind()).ok().cloned();
-    if enrolment == Enrolment::DeliveredCode {
-        let waiting = devices
-            .iter()
-            .filter(|device| !device.confirmed)
-            .filter(|device| {
-                kind_of(device).is_some_and(|k| k.enrolment() == Enrolment::DeliveredCode)
-            })
-            .count();
-        if waiting >= MAX_UNCONFIRMED_DELIVERED {
-            return Err(Refusal::TooManyUnconfirmed.into());
-        }
-    }
-    let name = device_name(name, kind_label(state, kind));
-    let key = owner.key();
-    let (device, codes) = match otp.enrol_device(&key, kind, &name, input).await {
-        Ok(enrolled) => enrolled,
-        Err(otp_core::Error::OnePerUser(_)) => {
-            return Err(Refusal::OnePerUser(kind_label(state, kind).to_owned()).into());
-        }
-        Err(err) => return Err(err.into()),
-    };
-    owner.otp.record_enrolment(&device.id).await?;
-    tracing::info!(
-        user = %key,
-        device = %device.id,
-        confirmed = device.confirmed,
-        "device added"
-    );
-    if device.confirmed {
-        first_device_verifies(owner, &device).await?;
-    }
-    Ok((device, codes))
 }
 
 /// The `otpauth://` URI of an unconfirmed TOTP or HOTP device of the user; see
@@ -562,162 +279,6 @@ pub(crate) fn otpauth_uri(
         }
     }
     Ok(uri)
-}
-
-/// Sends a confirmation code to an unconfirmed email device of the user's; returns where it
-/// went.
-///
-/// # Errors
-///
-/// [`Refusal::AlreadyConfirmed`]; a cooldown, a device that sends no code, a failed delivery
-/// ([`Refusal::Flow`]); a database failure.
-pub(crate) async fn send_code(
-    state: &AppState,
-    owner: &Owner,
-    device: &Device,
-) -> Result<String, Failure> {
-    if device.confirmed {
-        return Err(Refusal::AlreadyConfirmed.into());
-    }
-    match state
-        .otp()
-        .generate_challenge(&owner.key(), &device.id)
-        .await?
-    {
-        ChallengeOutcome::Sent { recipient, .. } => Ok(recipient),
-        ChallengeOutcome::Cooldown { retry_after } => {
-            Err(FlowError::ChallengeCooldown { retry_after }.into())
-        }
-        ChallengeOutcome::NotAllowed {
-            reason: NotAllowedReason::NotInteractive,
-        } => Err(FlowError::NotInteractive.into()),
-        ChallengeOutcome::NotAllowed { reason } => Err(FlowError::NotAllowed(reason).into()),
-        _ => Err(FlowError::ChallengeFailed.into()),
-    }
-}
-
-/// Confirms an unconfirmed TOTP, HOTP or email device of the user's with `token`, which is
-/// spent. If it is the user's first confirmed device, the session is marked verified by it
-/// (and its id cycled).
-///
-/// # Errors
-///
-/// [`Refusal::NotFound`] for another kind, [`Refusal::AlreadyConfirmed`], a wrong code or
-/// throttling ([`Refusal::Flow`]); a database or session failure.
-pub(crate) async fn confirm(
-    state: &AppState,
-    owner: &mut Owner,
-    device: &Device,
-    token: &str,
-) -> Result<Device, Failure> {
-    if device.confirmed {
-        return Err(Refusal::AlreadyConfirmed.into());
-    }
-    if !awaits_confirmation(state, device) {
-        return Err(Refusal::NotFound.into());
-    }
-    owner.require_step_up().await?;
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(FlowError::TokenRequired.into());
-    }
-    let key = owner.key();
-    let device = match state.otp().confirm_device(&key, &device.id, token).await? {
-        VerifyOutcome::Verified(device) => device,
-        VerifyOutcome::Invalid { .. } => return Err(FlowError::InvalidToken.into()),
-        VerifyOutcome::Throttled {
-            failure_count,
-            retry_after,
-        } => {
-            return Err(FlowError::Throttled {
-                failure_count,
-                retry_after,
-            }
-            .into());
-        }
-        VerifyOutcome::NotAllowed {
-            reason: NotAllowedReason::AlreadyConfirmed,
-        } => return Err(Refusal::AlreadyConfirmed.into()),
-        VerifyOutcome::NotAllowed { reason } => return Err(FlowError::NotAllowed(reason).into()),
-        _ => return Err(FlowError::InvalidToken.into()),
-    };
-    tracing::info!(user = %key, device = %device.id, "device confirmed");
-    first_device_verifies(owner, &device).await?;
-    Ok(device)
-}
-
-/// Marks the session verified by `device` if the user had no confirmed device before it.
-async fn first_device_verifies(owner: &mut Owner, device: &Device) -> Result<(), Failure> {
-    if !owner.has_confirmed && !owner.otp.is_verified() {
-        owner.otp.login(device).await?;
-    }
-    owner.has_confirmed = true;
-    Ok(())
-}
-
-/// Replaces the codes of the user's backup-code device `device` with new ones and returns
-/// them. Needs a fresh second factor.
-///
-/// # Errors
-///
-/// [`Refusal::NotFound`] for another kind, [`Refusal::FreshVerificationRequired`],
-/// [`Refusal::InvalidCount`]; a database failure.
-pub(crate) async fn regenerate_backup_codes(
-    state: &AppState,
-    owner: &Owner,
-    device: &Device,
-    count: Option<usize>,
-) -> Result<Vec<BackupCode>, Failure> {
-    if device.kind() != "static" {
-        return Err(Refusal::NotFound.into());
-    }
-    owner.require_step_up().await?;
-    let key = owner.key();
-    let codes = state
-        .otp()
-        .regenerate_backup_codes(&key, &device.id, count)
-        .await?;
-    tracing::info!(user = %key, device = %device.id, count = codes.len(), "backup codes replaced");
-    Ok(codes)
-}
-
-/// Renames the user's device.
-///
-/// # Errors
-///
-/// [`Refusal::InvalidName`], [`Refusal::NotFound`] if it went away; a database failure.
-pub(crate) async fn rename(
-    state: &AppState,
-    owner: &Owner,
-    device: &Device,
-    name: &str,
-) -> Result<Device, Failure> {
-    let device = state
-        .otp()
-        .update_device(&device.id, Some(name.trim()), None)
-        .await?;
-    tracing::info!(user = %owner.key(), device = %device.id, "device renamed");
-    Ok(device)
-}
-
-/// Removes the user's device; a confirmed one only if the session may change the second
-/// factor (the step-up rule). An unconfirmed device is no factor yet: it goes freely.
-///
-/// # Errors
-///
-/// [`Refusal::FreshVerificationRequired`], [`Refusal::NotFound`] if it went away; a database
-/// failure.
-pub(crate) async fn remove(
-    state: &AppState,
-    owner: &Owner,
-    device: &Device,
-) -> Result<(), Failure> {
-    if device.confirmed {
-        owner.require_step_up().await?;
-    }
-    state.otp().remove_device(&device.id).await?;
-    tracing::info!(user = %owner.key(), device = %device.id, "device removed");
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -793,12 +354,12 @@ struct DeviceView {
 }
 
 impl DeviceView {
-    fn new(state: &AppState, device: &Device, confirmed: usize) -> Result<Self, Error> {
+    fn new(otp: &OtpSession, device: &Device, confirmed: usize) -> Result<Self, Error> {
         let url = device_url(&device.id);
-        let confirmable = awaits_confirmation(state, device);
+        let confirmable = manage::awaits_confirmation(otp, device);
         Ok(Self {
-            info: DeviceInfo::new(state, device)?,
-            kind_label: kind_label(state, device.kind()).to_owned(),
+            info: DeviceInfo::new(otp, device)?,
+            kind_label: manage::kind_label(otp, device.kind()).to_owned(),
             // In UTC: the table's headings say so.
             created: utc_minutes(device.created_at.unix_secs()),
             last_used: device.last_used_at.map(|at| utc_minutes(at.unix_secs())),
@@ -864,7 +425,7 @@ async fn path_device(
     let Some(id) = path_id(path) else {
         return Err(not_found(state, owner).await);
     };
-    match find(state, owner, &id).await {
+    match manage::find(&owner.otp, &id).await.map_err(Failure::from) {
         Ok(device) => Ok(device),
         Err(Failure::Refused(_)) => Err(not_found(state, owner).await),
         Err(Failure::Server(err)) => Err(err.into_response()),
@@ -931,11 +492,11 @@ async fn devices_page(
     error: Option<String>,
     notice: Option<String>,
 ) -> Reply {
-    let devices = devices(state, owner).await?;
+    let devices = manage::devices(&owner.otp).await?;
     let confirmed = devices.iter().filter(|device| device.confirmed).count();
     let views = devices
         .iter()
-        .map(|device| DeviceView::new(state, device, confirmed))
+        .map(|device| DeviceView::new(&owner.otp, device, confirmed))
         .collect::<Result<Vec<_>, _>>()?;
     let addable = addable_kinds(state, &devices);
     let mut page = state.page(&owner.otp).await?;
@@ -959,8 +520,8 @@ async fn devices_page(
 
 /// What a refused action on the list shows: the list with the message, the verification page
 /// for a stale session, the 404 page for a device that is not the user's.
-async fn refused_on_list(state: &AppState, owner: &Owner, failure: Failure) -> Reply {
-    let refusal = match failure {
+async fn refused_on_list(state: &AppState, owner: &Owner, failure: impl Into<Failure>) -> Reply {
+    let refusal = match failure.into() {
         Failure::Refused(refusal) => refusal,
         Failure::Server(err) => return Err(err.into()),
     };
@@ -1014,13 +575,17 @@ async fn add_device(
     };
     let form = read_form(&state, &owner, &headers, form, URLS.devices).await?;
     let input = EnrolInput::none().with_address(form.email.clone());
-    let (device, codes) = match enrol(&state, &mut owner, &kind, Some(&form.name), &input).await {
+    let (device, codes) = match manage::enrol(&mut owner.otp, &kind, Some(&form.name), &input).await
+    {
         Ok(enrolled) => enrolled,
         Err(failure) => return refused_on_list(&state, &owner, failure).await,
     };
     let url = confirm_url(&device.id);
     match state.otp().kind(device.kind())?.enrolment() {
-        Enrolment::DeliveredCode => match send_code(&state, &owner, &device).await {
+        Enrolment::DeliveredCode => match manage::send_code(&owner.otp, &device)
+            .await
+            .map_err(Failure::from)
+        {
             Ok(_) => Ok(see_other(&format!("{url}?sent=1"))),
             // The device stays: its page offers to send again.
             Err(Failure::Refused(_)) => Ok(see_other(&format!("{url}?unsent=1"))),
@@ -1064,7 +629,7 @@ async fn codes_page(
         StatusCode::OK,
         &page,
         minijinja::context! {
-            device => DeviceInfo::new(state, device)?,
+            device => DeviceInfo::new(&owner.otp, device)?,
             codes => &*plain,
             replaced,
             download_url => &*download_url,
@@ -1081,7 +646,10 @@ async fn regenerate(
 ) -> Reply {
     let device = path_device(&state, &owner, path).await?;
     read_form(&state, &owner, &headers, form, URLS.devices).await?;
-    match regenerate_backup_codes(&state, &owner, &device, None).await {
+    match manage::regenerate_codes(&owner.otp, &device, None)
+        .await
+        .map_err(Failure::from)
+    {
         Ok(codes) => codes_page(&state, &owner, &device, &codes, true).await,
         Err(failure) => refused_on_list(&state, &owner, failure).await,
     }
@@ -1144,7 +712,7 @@ async fn confirm_response(
     error: Option<String>,
     notice: Option<String>,
 ) -> Reply {
-    if !is_confirmed_by_proof(state, device.kind()) {
+    if !manage::is_confirmed_by_proof(&owner.otp, device.kind()) {
         return Ok(not_found(state, owner).await);
     }
     let url = device_url(&device.id);
@@ -1152,7 +720,7 @@ async fn confirm_response(
     page.error = error;
     page.notice = notice;
     let base = minijinja::context! {
-        device => DeviceView::new(state, device, 0)?,
+        device => DeviceView::new(&owner.otp, device, 0)?,
         form_url => format!("{url}/confirm"),
         resend_url => format!("{url}/resend"),
         remove_url => format!("{url}/remove"),
@@ -1196,7 +764,10 @@ async fn confirm_submit(
 ) -> Reply {
     let device = path_device(&state, &owner, path).await?;
     let form = read_form(&state, &owner, &headers, form, &confirm_url(&device.id)).await?;
-    match confirm(&state, &mut owner, &device, &form.token).await {
+    match manage::confirm(&mut owner.otp, &device, &form.token)
+        .await
+        .map_err(Failure::from)
+    {
         Ok(_) | Err(Failure::Refused(Refusal::AlreadyConfirmed)) => {
             Ok(list_with_notice("confirmed"))
         }
@@ -1220,7 +791,10 @@ async fn resend(
     if device.kind() != "email" {
         return Ok(not_found(&state, &owner).await);
     }
-    match send_code(&state, &owner, &device).await {
+    match manage::send_code(&owner.otp, &device)
+        .await
+        .map_err(Failure::from)
+    {
         Ok(recipient) => {
             let notice = format!("A new code was sent to {recipient}.");
             confirm_response(&state, &owner, &device, StatusCode::OK, None, Some(notice)).await
@@ -1242,7 +816,7 @@ async fn qr_svg(
     let Some(id) = path_id(path) else {
         return Ok(not_found());
     };
-    let device = match find(&state, &owner, &id).await {
+    let device = match manage::find(&owner.otp, &id).await.map_err(Failure::from) {
         Ok(device) => device,
         Err(Failure::Refused(_)) => return Ok(not_found()),
         Err(Failure::Server(err)) => return Err(err),
@@ -1273,7 +847,10 @@ async fn rename_submit(
 ) -> Reply {
     let device = path_device(&state, &owner, path).await?;
     let form = read_form(&state, &owner, &headers, form, URLS.devices).await?;
-    match rename(&state, &owner, &device, &form.name).await {
+    match manage::rename(&owner.otp, &device, &form.name)
+        .await
+        .map_err(Failure::from)
+    {
         Ok(_) => Ok(list_with_notice("renamed")),
         Err(failure) => refused_on_list(&state, &owner, failure).await,
     }
@@ -1288,7 +865,10 @@ async fn remove_submit(
 ) -> Reply {
     let device = path_device(&state, &owner, path).await?;
     read_form(&state, &owner, &headers, form, URLS.devices).await?;
-    match remove(&state, &owner, &device).await {
+    match manage::remove(&owner.otp, &device)
+        .await
+        .map_err(Failure::from)
+    {
         Ok(()) => Ok(list_with_notice("removed")),
         Err(failure) => refused_on_list(&state, &owner, failure).await,
     }
@@ -1318,15 +898,5 @@ mod tests {
     fn notices_come_from_a_fixed_list() {
         assert!(done_notice("removed").is_some());
         assert_eq!(done_notice("<script>"), None);
-    }
-
-    #[test]
-    fn blank_names_take_the_kind_label() {
-        assert_eq!(
-            device_name(Some("  "), "Authenticator app"),
-            "Authenticator app"
-        );
-        assert_eq!(device_name(None, "Backup codes"), "Backup codes");
-        assert_eq!(device_name(Some(" Phone "), "Authenticator app"), "Phone");
     }
 }
