@@ -62,6 +62,15 @@ pub trait Accounts: Send + Sync + fmt::Debug + 'static {
         extensions: &'a Extensions,
         session: &'a Session,
     ) -> BoxFuture<'a, Result<(), AccountsError>>;
+
+    /// What to show of the user `user_key`: the name in `otpauth://` URIs, the default address
+    /// of email codes. By default nothing (the URI then names the user key).
+    fn profile<'a>(
+        &'a self,
+        _user_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Profile>, AccountsError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// Checks passwords: the one thing an app must write when this crate's flows log users in.
@@ -73,6 +82,41 @@ pub trait PasswordVerifier: Send + Sync + fmt::Debug + 'static {
         username: &'a str,
         password: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, AccountsError>>;
+
+    /// What to show of the user `user_key` (see [`Accounts::profile`]); by default nothing.
+    fn profile<'a>(
+        &'a self,
+        _user_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Profile>, AccountsError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// What the device pages and `otpauth://` URIs show of a user. The app's, never this crate's:
+/// it comes from [`Accounts::profile`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Profile {
+    /// The name an authenticator app shows for the account (a username, an email address).
+    pub display_name: String,
+    /// Where email codes go by default.
+    pub email: Option<String>,
+}
+
+impl Profile {
+    /// A profile with a display name and no email address.
+    pub fn new(display_name: impl Into<String>) -> Self {
+        Self {
+            display_name: display_name.into(),
+            email: None,
+        }
+    }
+
+    /// This profile with an email address.
+    pub fn with_email(mut self, email: Option<String>) -> Self {
+        self.email = email;
+        self
+    }
 }
 
 /// The session key under which [`SessionAccounts`] keeps the logged-in user's key.
@@ -146,5 +190,12 @@ impl Accounts for SessionAccounts {
                 .map(|_| ())
                 .map_err(session_error)
         })
+    }
+
+    fn profile<'a>(
+        &'a self,
+        user_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Profile>, AccountsError>> {
+        self.passwords.profile(user_key)
     }
 }

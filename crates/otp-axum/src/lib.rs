@@ -76,6 +76,10 @@
 //! - [`step_up`]: changes to the second factor and other sensitive actions need a recent
 //!   verification by a device the session did not enrol ([`OtpSession::step_up`], the
 //!   [`step_up::SteppedUp`] extractor).
+//! - [`manage`]: self-service device management for any kind in the registry (enrol, confirm,
+//!   rename, remove, new codes), with the rules every app needs, and its JSON API
+//!   ([`manage::json::routes`], nested beside [`json::routes`]). The app says what to show of
+//!   its users through [`Accounts::profile`].
 //! - [`SqlSessionStore`]: sessions in the framework's database, keyed by a hash of the cookie;
 //!   [`OtpSession::end_other_sessions`] ends every other session of the user (a password
 //!   change) on every server, whatever the session store.
@@ -125,7 +129,7 @@ mod templates;
 mod web;
 
 pub use accounts::{
-    Accounts, AccountsError, PasswordVerifier, SessionAccounts, USER_KEY_SESSION_KEY,
+    Accounts, AccountsError, PasswordVerifier, Profile, SessionAccounts, USER_KEY_SESSION_KEY,
 };
 #[cfg(feature = "axum-login")]
 pub use axum_login::{AxumLoginAccounts, UsernamePassword};

@@ -80,4 +80,53 @@ async fn the_first_device_verifies_and_the_rules_hold(db: TestDb) {
         .assert_error(StatusCode::NOT_FOUND, "not_found", "another user's device");
 }
 
-store_tests!(the_first_device_verifies_and_the_rules_hold);
+/// The JSON API of `manage::json::routes`: any kind enrolled at `/devices/{kind}`, the answer
+/// shaped by its enrolment; the list; the CSRF checks before anything else.
+async fn the_json_api_enrols_any_kind(db: TestDb) {
+    let app = TestApp::new(db).await;
+    let carol = app.client().await;
+    post_right_password(&carol, "carol")
+        .await
+        .assert_status(StatusCode::OK);
+    let totp = carol.post_json("/api/v1/devices/totp", &json!({})).await;
+    totp.assert_status(StatusCode::CREATED);
+    let body = totp.json();
+    assert!(body["uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    assert_eq!(
+        body["qr_svg_url"],
+        format!("/account/devices/{}/qr.svg", body["id"].as_str().unwrap())
+    );
+    assert_eq!(
+        totp.header(http::header::LOCATION),
+        Some(format!("/api/v1/devices/{}", body["id"].as_str().unwrap()).as_str())
+    );
+    let codes = carol
+        .post_json("/api/v1/devices/static", &json!({ "count": 3 }))
+        .await;
+    codes.assert_status(StatusCode::CREATED);
+    assert_eq!(codes.json()["codes"].as_array().unwrap().len(), 3);
+    let listed = carol.get("/api/v1/devices").await.json();
+    let kinds: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|device| device["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["totp", "static"]);
+    assert_eq!(listed[1]["codes_remaining"], 3);
+    carol
+        .post_raw("/api/v1/devices/hotp", "text/plain", "{}")
+        .await
+        .assert_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "not JSON",
+        );
+    // The codes made the session verified: the rest of the API is open to it.
+    assert_eq!(me(&carol).await["verified"], true);
+}
+
+store_tests!(
+    the_first_device_verifies_and_the_rules_hold,
+    the_json_api_enrols_any_kind,
+);

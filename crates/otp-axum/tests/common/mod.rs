@@ -358,7 +358,10 @@ impl AppBuilder {
         .expect("the web layer")
         .with_clock(Arc::new(clock.clone()));
         let router = Router::new()
-            .nest("/api/v1", otp_axum::json::routes())
+            .nest(
+                "/api/v1",
+                otp_axum::json::routes().merge(otp_axum::manage::json::routes()),
+            )
             .merge(test_routes())
             .layer(OtpLayer::new(web.clone()))
             .merge(bare_routes())

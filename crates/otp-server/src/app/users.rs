@@ -685,6 +685,19 @@ impl otp_axum::PasswordVerifier for Users {
                 .map_err(AccountsError::new)
         })
     }
+
+    fn profile<'a>(
+        &'a self,
+        user_key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<otp_axum::Profile>, AccountsError>> {
+        Box::pin(async move {
+            let user = self
+                .find_by_key(user_key)
+                .await
+                .map_err(AccountsError::new)?;
+            Ok(user.map(|user| otp_axum::Profile::new(user.username).with_email(user.email)))
+        })
+    }
 }
 
 /// The id a user key names, if it is one: digits only, no sign, no leading zero.

@@ -81,7 +81,6 @@ use otp_core::{Device, DeviceId, HotpOptions, Timestamp, TotpOptions};
 use otp_oath::{Algorithm, Digits, HotpParams, Secret, TotpParams};
 use serde::{Deserialize, Serialize};
 
-use super::enrollment::otpauth_uri;
 use super::{bad_form, see_other};
 use crate::app::templates::URLS;
 use crate::app::users::parse_key;
@@ -402,7 +401,8 @@ fn uri_text(
     owner: &User,
     device: &Device,
 ) -> Result<zeroize::Zeroizing<String>, otp_core::Error> {
-    Ok(otpauth_uri(state, owner, device)?.to_uri()?)
+    let uri = otp_axum::manage::otpauth_uri(&state.web, device, &owner.username)?;
+    Ok(uri.to_uri()?)
 }
 
 /// One line of a device's settings.

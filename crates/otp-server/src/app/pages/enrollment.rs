@@ -71,7 +71,6 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use otp_axum::manage::{self, ManageError};
 use otp_axum::{FlowError, OtpSession};
 use otp_core::{BackupCode, Device, DeviceId, EnrolInput, Enrolment};
-use otp_oath::OtpAuthUri;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -102,11 +101,6 @@ pub(crate) struct Owner {
 }
 
 impl Owner {
-    /// The user's key in the framework.
-    pub(crate) fn key(&self) -> String {
-        self.user.key()
-    }
-
     /// Whether the session may change the user's second factor now (the library's
     /// [step-up rule](otp_axum::step_up)).
     pub(crate) async fn may_change_devices(&self) -> Result<bool, Error> {
@@ -228,57 +222,11 @@ impl From<otp_core::Error> for Failure {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The operations: the library's, and what only this server knows (the user's name).
+// The operations are the library's ([`otp_axum::manage`]).
 
 /// A device id from the two path segments `KIND/NUMBER`; `None` if they break the grammar.
 pub(crate) fn parse_id(kind: &str, number: &str) -> Option<DeviceId> {
     format!("{kind}/{number}").parse().ok()
-}
-
-/// The `otpauth://` URI of an unconfirmed TOTP or HOTP device of the user; see
-/// [`otpauth_uri`].
-///
-/// # Errors
-///
-/// [`Refusal::NotFound`] for a confirmed device or one of another kind; broken stored state.
-pub(crate) fn provisioning_uri(
-    state: &AppState,
-    owner: &Owner,
-    device: &Device,
-) -> Result<OtpAuthUri, Failure> {
-    if device.confirmed || device.user_key != owner.key() {
-        return Err(Refusal::NotFound.into());
-    }
-    Ok(otpauth_uri(state, &owner.user, device)?)
-}
-
-/// The `otpauth://` URI of a TOTP or HOTP device of `user` (here and in the admin): the
-/// account is the username (the user key if nothing of it is left), the issuer
-/// `OTP_TOTP_ISSUER` (`OTP_HOTP_ISSUER`) or else the site name.
-///
-/// # Errors
-///
-/// A device of another kind; broken stored state.
-pub(crate) fn otpauth_uri(
-    state: &AppState,
-    user: &User,
-    device: &Device,
-) -> Result<OtpAuthUri, otp_core::Error> {
-    let mut uri = state.otp().provisioning_uri(device)?;
-    // A label part may not hold a colon nor begin or end with white space.
-    let account = user.username.replace(':', "");
-    uri.account = match account.trim() {
-        "" => user.key(),
-        account => account.to_owned(),
-    };
-    if uri.issuer.is_none() {
-        let site = state.config.site_name.replace(':', "");
-        let site = site.trim();
-        if !site.is_empty() {
-            uri.issuer = Some(site.to_owned());
-        }
-    }
-    Ok(uri)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -729,7 +677,10 @@ async fn confirm_response(
         let address = device.state()["address"].as_str().unwrap_or_default();
         minijinja::context! { address, ..base }
     } else {
-        let uri = match provisioning_uri(state, owner, device) {
+        let uri = match manage::provisioning_uri(&owner.otp, device)
+            .await
+            .map_err(Failure::from)
+        {
             Ok(uri) => uri,
             Err(Failure::Refused(_)) => return Ok(not_found(state, owner).await),
             Err(Failure::Server(err)) => return Err(err.into()),
@@ -808,7 +759,6 @@ async fn resend(
 }
 
 async fn qr_svg(
-    State(state): State<AppState>,
     owner: Owner,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, Error> {
@@ -821,7 +771,10 @@ async fn qr_svg(
         Err(Failure::Refused(_)) => return Ok(not_found()),
         Err(Failure::Server(err)) => return Err(err),
     };
-    let uri = match provisioning_uri(&state, &owner, &device) {
+    let uri = match manage::provisioning_uri(&owner.otp, &device)
+        .await
+        .map_err(Failure::from)
+    {
         Ok(uri) => uri,
         Err(Failure::Refused(_)) => return Ok(not_found()),
         Err(Failure::Server(err)) => return Err(err),

@@ -32,7 +32,9 @@ use otp_core::{
 };
 use serde::Serialize;
 
-use crate::{FlowError, OtpSession, WebError};
+use otp_oath::OtpAuthUri;
+
+use crate::{FlowError, OtpSession, Profile, WebError};
 
 /// The most devices a user may have, confirmed or not.
 pub const MAX_DEVICES: usize = 20;
@@ -242,6 +244,8 @@ impl DeviceInfo {
     }
 }
 
+pub mod json;
+
 /// The session's user, or [`Refusal::LoginRequired`].
 fn user(otp: &OtpSession) -> Result<String, ManageError> {
     otp.user_key()
@@ -282,6 +286,74 @@ pub async fn find(otp: &OtpSession, id: &DeviceId) -> Result<Device, ManageError
         .device_of(&user(otp)?, id)
         .await?
         .ok_or(ManageError::Refused(Refusal::NotFound))
+}
+
+/// What the app shows of the session's user ([`crate::Accounts::profile`]), if it says.
+///
+/// # Errors
+///
+/// [`Refusal::LoginRequired`]; a failure of the app's accounts.
+pub async fn profile(otp: &OtpSession) -> Result<Option<Profile>, ManageError> {
+    let key = user(otp)?;
+    Ok(otp
+        .web()
+        .accounts()
+        .profile(&key)
+        .await
+        .map_err(WebError::from)?)
+}
+
+/// The `otpauth://` URI of the user's unconfirmed device provisioned with a shared secret:
+/// the account is the user's display name ([`crate::Accounts::profile`]; the user key if the
+/// app says none), the issuer the kind's setting or else the site's name. A confirmed device's
+/// secret is never shown again.
+///
+/// # Errors
+///
+/// [`Refusal::NotFound`] for a confirmed device, another user's, or a kind without a URI;
+/// broken stored state.
+pub async fn provisioning_uri(
+    otp: &OtpSession,
+    device: &Device,
+) -> Result<OtpAuthUri, ManageError> {
+    let key = user(otp)?;
+    if device.confirmed || device.user_key != key {
+        return Err(Refusal::NotFound.into());
+    }
+    let name = profile(otp)
+        .await?
+        .map(|profile| profile.display_name)
+        .unwrap_or_default();
+    Ok(otpauth_uri(otp.web(), device, &name)?)
+}
+
+/// The `otpauth://` URI of `device` with `account` as its account name (a label part may not
+/// hold a colon nor begin or end with white space: those are dropped; the user key if nothing
+/// is left) and the site's name as issuer if the kind's settings give none. For the device's
+/// user, and for an admin showing it.
+///
+/// # Errors
+///
+/// [`otp_core::Error::DeviceNotFound`] for a kind without a URI; broken stored state.
+pub fn otpauth_uri(
+    web: &crate::OtpWeb,
+    device: &Device,
+    account: &str,
+) -> Result<OtpAuthUri, otp_core::Error> {
+    let mut uri = web.otp().provisioning_uri(device)?;
+    let account = account.replace(':', "");
+    uri.account = match account.trim() {
+        "" => device.user_key.clone(),
+        account => account.to_owned(),
+    };
+    if uri.issuer.is_none() {
+        let site = web.config().site_name.replace(':', "");
+        let site = site.trim();
+        if !site.is_empty() {
+            uri.issuer = Some(site.to_owned());
+        }
+    }
+    Ok(uri)
 }
 
 /// What the kind called `kind` is called for people: its label
