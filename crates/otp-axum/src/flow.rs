@@ -193,6 +193,9 @@ pub struct DeviceChoice {
     pub kind: String,
     /// Whether it sends challenges (a "send me a code" button).
     pub interactive: bool,
+    /// Whether it is a recovery device (backup codes: [`otp_core::DeviceKind::is_recovery`]),
+    /// offered apart as "use a backup code", with a text keyboard.
+    pub recovery: bool,
 }
 
 /// Where the password step left the login.
@@ -225,8 +228,8 @@ pub(crate) async fn device_choices(
         .map(|device| DeviceChoice {
             interactive: framework
                 .kind(device.kind())
-                .map(|k| k.is_interactive())
-                .unwrap_or(false),
+                .is_ok_and(|k| k.is_interactive()),
+            recovery: framework.kind(device.kind()).is_ok_and(|k| k.is_recovery()),
             id: device.id.to_string(),
             name: device.name.clone(),
             kind: device.kind().to_owned(),

@@ -531,14 +531,14 @@ async fn second_factor_page(
         .and_then(|id| devices.iter().find(|d| d.id == id.trim()))
         .or(devices.first());
     // Backup codes are letters and digits: no numeric keyboard for them.
-    if selected.is_some_and(|d| d.kind == "static") {
+    if selected.is_some_and(|d| d.recovery) {
         context.token_inputmode = "text";
     }
     let page_url = page.url(urls);
     let field = &otp.web().config().redirect_field;
     context.backup_url = devices
         .iter()
-        .find(|d| d.kind == "static" && selected.is_none_or(|s| s.id != d.id))
+        .find(|d| d.recovery && selected.is_none_or(|s| s.id != d.id))
         .map(|d| {
             with_query(
                 page_url,

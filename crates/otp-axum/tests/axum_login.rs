@@ -196,7 +196,7 @@ async fn two_step_login_ends_with_axum_login_showing_the_user(db: TestDb) {
         reply.json(),
         json!({
             "otp_required": true,
-            "devices": [{ "id": device.id.to_string(), "name": "phone", "kind": "totp", "interactive": false }],
+            "devices": [{ "id": device.id.to_string(), "name": "phone", "kind": "totp", "interactive": false, "recovery": false }],
         })
     );
     let pending = client.session_cookie().expect("a session");

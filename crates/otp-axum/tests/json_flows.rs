@@ -166,6 +166,7 @@ async fn two_step_login_with_totp_cycles_the_session_id_at_each_step(db: TestDb)
                 "name": "phone",
                 "kind": "totp",
                 "interactive": false,
+                "recovery": false,
             }],
         })
     );
@@ -367,6 +368,7 @@ async fn a_backup_code_completes_the_login_once(db: TestDb) {
     );
     assert_eq!(devices(&reply)[1]["kind"], "static");
     assert_eq!(devices(&reply)[1]["interactive"], false);
+    assert_eq!(devices(&reply)[1]["recovery"], true, "backup codes");
 
     // As printed for the user (with its dash).
     let code = codes[0].to_string();
@@ -400,7 +402,7 @@ async fn email_codes_are_sent_through_smtp_with_a_cooldown(db: TestDb) {
     assert_eq!(
         devices(&reply),
         [
-            json!({ "id": email.id.to_string(), "name": "mail", "kind": "email", "interactive": true })
+            json!({ "id": email.id.to_string(), "name": "mail", "kind": "email", "interactive": true, "recovery": false })
         ]
     );
 

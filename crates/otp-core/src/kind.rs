@@ -377,6 +377,16 @@ pub trait DeviceKind: Send + Sync + fmt::Debug + 'static {
         Ok(None)
     }
 
+    /// Where a device of the kind delivers its codes (an email address), for the kinds
+    /// confirmed with a delivered code; `Ok(None)` for the others (the default).
+    ///
+    /// # Errors
+    ///
+    /// Only for broken stored state.
+    fn recipient(&self, _state: &Value) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+
     /// How many one-time codes a device of the kind has left, for kinds made of such codes
     /// (backup codes); `Ok(None)` for the others (the default).
     ///

@@ -129,6 +129,10 @@ impl DeviceKind for EmailKind {
         Enrolment::DeliveredCode
     }
 
+    fn recipient(&self, state: &Value) -> Result<Option<String>, Error> {
+        Ok(Some(read_state::<EmailState>(state)?.address))
+    }
+
     fn enrol(&self, _ctx: &KindContext<'_>, input: &EnrolInput) -> Result<Enrolled, Error> {
         let address = input.address.as_deref().ok_or(Error::InvalidEmailAddress)?;
         Ok(Enrolled::unconfirmed(write_state(&EmailState::new(

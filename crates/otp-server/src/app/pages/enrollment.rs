@@ -673,8 +673,13 @@ async fn confirm_response(
         resend_url => format!("{url}/resend"),
         remove_url => format!("{url}/remove"),
     };
-    let extra = if device.kind() == "email" {
-        let address = device.state()["address"].as_str().unwrap_or_default();
+    let recipient = owner
+        .otp
+        .web()
+        .otp()
+        .kind(device.kind())?
+        .recipient(device.state())?;
+    let extra = if let Some(address) = recipient {
         minijinja::context! { address, ..base }
     } else {
         let uri = match manage::provisioning_uri(&owner.otp, device)
@@ -739,7 +744,13 @@ async fn resend(
 ) -> Reply {
     let device = path_device(&state, &owner, path).await?;
     read_form(&state, &owner, &headers, form, &confirm_url(&device.id)).await?;
-    if device.kind() != "email" {
+    let delivered = owner
+        .otp
+        .web()
+        .otp()
+        .kind(device.kind())
+        .is_ok_and(|kind| kind.enrolment() == Enrolment::DeliveredCode);
+    if !delivered {
         return Ok(not_found(&state, &owner).await);
     }
     match manage::send_code(&owner.otp, &device)
