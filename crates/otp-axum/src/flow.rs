@@ -297,6 +297,26 @@ fn parse_device(device: &str) -> Result<DeviceId, FlowError> {
     device.trim().parse().map_err(|_| FlowError::InvalidDevice)
 }
 
+/// The device of a successful verification, or why it did not succeed.
+///
+/// # Errors
+///
+/// The [`FlowError`] of a wrong code, throttling, or a verification not allowed.
+pub(crate) fn verified_device(outcome: VerifyOutcome) -> Result<otp_core::Device, FlowError> {
+    match outcome {
+        VerifyOutcome::Verified(device) => Ok(device),
+        VerifyOutcome::Throttled {
+            failure_count,
+            retry_after,
+        } => Err(FlowError::Throttled {
+            failure_count,
+            retry_after,
+        }),
+        VerifyOutcome::NotAllowed { reason } => Err(FlowError::NotAllowed(reason)),
+        _ => Err(FlowError::InvalidToken),
+    }
+}
+
 /// Sends a challenge for one of the user's devices.
 pub(crate) async fn challenge_step(otp: &OtpSession, device: &str) -> Result<(), StepError> {
     let (user_key, _) = second_factor_user(otp).await?;
@@ -352,23 +372,11 @@ pub(crate) async fn verify_step(
         Err(err) => return Err(err.into()),
     };
     let device = match outcome {
-        VerifyOutcome::Verified(device) => device,
-        VerifyOutcome::Invalid { .. } => return Err(FlowError::InvalidToken.into()),
-        VerifyOutcome::Throttled {
-            failure_count,
-            retry_after,
-        } => {
-            return Err(FlowError::Throttled {
-                failure_count,
-                retry_after,
-            }
-            .into());
-        }
+        // An unconfirmed device verifies only through its confirmation.
         VerifyOutcome::NotAllowed {
             reason: NotAllowedReason::Unconfirmed,
         } => return Err(FlowError::InvalidDevice.into()),
-        VerifyOutcome::NotAllowed { reason } => return Err(FlowError::NotAllowed(reason).into()),
-        _ => return Err(FlowError::InvalidToken.into()),
+        outcome => verified_device(outcome)?,
     };
     if stage == Stage::Pending {
         let epoch = otp

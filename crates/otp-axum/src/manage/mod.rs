@@ -505,23 +505,10 @@ pub async fn confirm(
     let framework = otp.web().otp().clone();
     let had_confirmed = framework.user_has_device(&key, Some(true)).await?;
     let device = match framework.confirm_device(&key, &device.id, token).await? {
-        VerifyOutcome::Verified(device) => device,
-        VerifyOutcome::Invalid { .. } => return Err(FlowError::InvalidToken.into()),
-        VerifyOutcome::Throttled {
-            failure_count,
-            retry_after,
-        } => {
-            return Err(FlowError::Throttled {
-                failure_count,
-                retry_after,
-            }
-            .into());
-        }
         VerifyOutcome::NotAllowed {
             reason: NotAllowedReason::AlreadyConfirmed,
         } => return Err(Refusal::AlreadyConfirmed.into()),
-        VerifyOutcome::NotAllowed { reason } => return Err(FlowError::NotAllowed(reason).into()),
-        _ => return Err(FlowError::InvalidToken.into()),
+        outcome => crate::flow::verified_device(outcome)?,
     };
     tracing::info!(user = %key, device = %device.id, "device confirmed");
     if !had_confirmed && !otp.is_verified() {
