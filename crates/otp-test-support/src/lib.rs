@@ -8,8 +8,11 @@
 //!   of its own for a plain test: [`smtp::BlockingSmtpServer`]);
 //! - [`strict`] and [`missing`]: the rule for outside tools and services, which skip with a notice
 //!   unless `OTP_TEST_STRICT=1` (as in CI) makes their absence a failure;
-//! - [`totp_code_repeats`]: whether a spent TOTP code may rightly be accepted again by chance.
+//! - [`totp_code_repeats`]: whether a spent TOTP code may rightly be accepted again by chance;
+//! - [`conformance`] and [`kind_conformance!`]: the guarantees every device kind must keep, run
+//!   for one kind on both databases.
 
+pub mod conformance;
 pub mod smtp;
 
 use std::path::Path;
