@@ -84,12 +84,25 @@ pub struct Framework {
 
 /// Builds the framework on `db`: migrated store, fresh keys, a clock frozen at [`T0`].
 pub async fn framework(db: &TestDb, settings: Settings, with_smtp: bool) -> Framework {
+    framework_with_kinds(db, settings, with_smtp, Vec::new()).await
+}
+
+/// [`framework`] with more kinds registered after the built-in ones.
+pub async fn framework_with_kinds(
+    db: &TestDb,
+    settings: Settings,
+    with_smtp: bool,
+    kinds: Vec<Arc<dyn otp_core::DeviceKind>>,
+) -> Framework {
     let store = Store::connect(&db.url).await.expect("connect");
     store.migrate().await.expect("migrate");
     let clock = ManualClock::new(Timestamp::from_unix_secs(T0));
     let mut builder = Otp::builder(store, KeyRing::generate())
         .with_settings(settings)
         .with_clock(Arc::new(clock.clone()));
+    for kind in kinds {
+        builder = builder.with_kind(kind);
+    }
     let smtp = if with_smtp {
         let server = SmtpServer::start().await;
         builder = builder.with_mailer(Arc::new(SmtpMailer::from_url(&server.url()).unwrap()));
@@ -327,9 +340,16 @@ pub struct AppBuilder {
     settings: Settings,
     config: WebConfig,
     smtp: bool,
+    kinds: Vec<Arc<dyn otp_core::DeviceKind>>,
 }
 
 impl AppBuilder {
+    /// Registers a kind of device after the built-in ones.
+    pub fn kind(mut self, kind: Arc<dyn otp_core::DeviceKind>) -> Self {
+        self.kinds.push(kind);
+        self
+    }
+
     /// Changes the framework's settings.
     pub fn settings(mut self, change: impl FnOnce(&mut Settings)) -> Self {
         change(&mut self.settings);
@@ -349,7 +369,8 @@ impl AppBuilder {
     }
 
     pub async fn build(self) -> TestApp {
-        let Framework { otp, clock, smtp } = framework(&self.db, self.settings, self.smtp).await;
+        let Framework { otp, clock, smtp } =
+            framework_with_kinds(&self.db, self.settings, self.smtp, self.kinds).await;
         let web = OtpWeb::with_config(
             otp.clone(),
             SessionAccounts::new(TestPasswords),
@@ -394,6 +415,7 @@ impl TestApp {
             settings: Settings::default(),
             config: WebConfig::default(),
             smtp: false,
+            kinds: Vec::new(),
         }
     }
 
