@@ -554,7 +554,15 @@ async fn second_factor_page(
     context.devices = devices;
     context.notice = notice;
     if page == Page::Verify && context.verified && context.notice.is_none() {
-        context.notice = Some("This session is already verified.".into());
+        // Sent here by the step-up rule, or coming by choice.
+        let stale = matches!(otp.step_up().await, Ok(crate::StepUp::Required));
+        context.notice = Some(if stale {
+            "Changes to your second factor need a recent verification: please enter a code \
+             again."
+                .into()
+        } else {
+            "This session is already verified.".into()
+        });
     }
     let status = error.as_ref().map_or(StatusCode::OK, FlowError::status);
     if let Some(err) = &error {

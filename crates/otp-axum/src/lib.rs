@@ -39,7 +39,12 @@
 //!     .route("/secret", get(|Verified(otp): Verified| async move {
 //!         format!("hello {}", otp.user_key().unwrap_or_default())
 //!     }))
-//!     .nest("/api/v1", otp_axum::json::routes())
+//!     // Login and verification, then self-service devices of every registered kind
+//!     // (`GET /api/v1/devices`, `POST /api/v1/devices/totp`, ...).
+//!     .nest(
+//!         "/api/v1",
+//!         otp_axum::json::routes().merge(otp_axum::manage::json::routes()),
+//!     )
 //!     .layer(OtpLayer::new(web))
 //!     .layer(otp_axum::session_layer(tower_sessions::MemoryStore::default(), false));
 //!
