@@ -14,7 +14,7 @@ use super::plumbing::{
     still_there, user_url,
 };
 use super::views::{AccountView, device_view, has_uri, uri_text};
-use super::{ADMIN_URL, Staff};
+use super::{ADMIN_URL, LOG_TARGET, Staff};
 use crate::app::pages::see_other;
 use crate::app::{AppState, Reply, Stop, User, no_store};
 
@@ -77,7 +77,7 @@ pub(super) async fn edit_device(
         return render_device(&state, &page, StatusCode::BAD_REQUEST, &account, &device);
     }
     still_there(&state, &otp, updated).await?;
-    tracing::info!(admin = %me.key(), user = %account.key(), device = %device.id, confirmed, "admin changed a device");
+    tracing::info!(target: LOG_TARGET, admin = %me.key(), user = %account.key(), device = %device.id, confirmed, "admin changed a device");
     Ok(see_other(&format!("{}?done=saved", device_url(&device.id))))
 }
 
@@ -91,7 +91,7 @@ pub(super) async fn reset_throttle(
     let form = checked_form(&state, &otp, &headers, form, ADMIN_URL).await?;
     let (device, account) = load_device(&state, &otp, &kind, &number).await?;
     still_there(&state, &otp, state.otp().reset_throttle(&device.id).await).await?;
-    tracing::info!(admin = %me.key(), user = %account.key(), device = %device.id, "admin cleared a device's throttling");
+    tracing::info!(target: LOG_TARGET, admin = %me.key(), user = %account.key(), device = %device.id, "admin cleared a device's throttling");
     let back = match form.back.as_deref() {
         Some("device") => device_url(&device.id),
         _ => user_url(account.id),
@@ -127,7 +127,7 @@ pub(super) async fn delete_device(
     checked_form(&state, &otp, &headers, form, ADMIN_URL).await?;
     let (device, account) = load_device(&state, &otp, &kind, &number).await?;
     still_there(&state, &otp, state.otp().remove_device(&device.id).await).await?;
-    tracing::info!(admin = %me.key(), user = %account.key(), device = %device.id, "admin deleted a device");
+    tracing::info!(target: LOG_TARGET, admin = %me.key(), user = %account.key(), device = %device.id, "admin deleted a device");
     Ok(see_other(&format!("{}?done=deleted", user_url(account.id))))
 }
 
@@ -167,7 +167,7 @@ pub(super) async fn config_page(
 ) -> Reply {
     let (device, account) = uri_device(&state, &otp, &kind, &number).await?;
     let text = uri_text(&state, &account, &device)?;
-    tracing::info!(admin = %me.key(), user = %account.key(), device = %device.id, "admin viewed a device's configuration");
+    tracing::info!(target: LOG_TARGET, admin = %me.key(), user = %account.key(), device = %device.id, "admin viewed a device's configuration");
     let page = state.page(&otp).await?;
     let view = device_view(&state, &device)?;
     Ok(state.render(

@@ -93,6 +93,8 @@ use crate::app::{AppState, CurrentUser, Error, User, encode_query_value, no_stor
 
 /// The admin's home: the users.
 pub const ADMIN_URL: &str = URLS.admin;
+/// The target of the admin's log events: this module's path, whichever of its files logs.
+const LOG_TARGET: &str = module_path!();
 /// The kinds the admin can create, in the order of its links.
 const CREATABLE: [&str; 4] = ["totp", "hotp", "email", "static"];
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::create::{Made, NewDeviceForm, Refused, make_device};
 use super::plumbing::{checked_form, load_user, not_found, user_url};
 use super::views::{AccountView, device_view, kind_label, uri_text};
-use super::{ADMIN_URL, CREATABLE, Staff};
+use super::{ADMIN_URL, CREATABLE, LOG_TARGET, Staff};
 use crate::app::{AppState, Reply, User, encode_query_value};
 
 /// What the creation form shows (the submitted values after a refusal, never the secret).
@@ -137,7 +137,7 @@ pub(super) async fn create_device(
         Made::Codes(device, codes) => (device, Some(codes), None),
         Made::Plain(device) => (device, None, None),
     };
-    tracing::info!(
+    tracing::info!(target: LOG_TARGET,
         admin = %me.key(),
         user = %account.key(),
         device = %device.id,

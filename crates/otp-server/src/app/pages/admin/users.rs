@@ -12,7 +12,7 @@ use super::plumbing::{
     ActionForm, DoneQuery, checked_form, done_message, forbidden, load_user, user_url,
 };
 use super::views::{AccountView, device_view, kind_label};
-use super::{ADMIN_URL, CREATABLE, Staff};
+use super::{ADMIN_URL, CREATABLE, LOG_TARGET, Staff};
 use crate::app::pages::see_other;
 use crate::app::{AppState, Reply, Stop, User, UserQuery, encode_query_value};
 
@@ -202,7 +202,7 @@ pub(super) async fn set_staff(
         }
     };
     state.users.set_staff(account.id, is_staff).await?;
-    tracing::info!(admin = %me.key(), user = %account.key(), is_staff, "admin set the staff flag");
+    tracing::info!(target: LOG_TARGET, admin = %me.key(), user = %account.key(), is_staff, "admin set the staff flag");
     let done = if is_staff {
         "staff-granted"
     } else {
@@ -221,7 +221,7 @@ pub(super) async fn reset_account(
     checked_form(&state, &otp, &headers, form, ADMIN_URL).await?;
     let account = load_user(&state, &otp, &id).await?;
     state.otp().reset_account(&account.key()).await?;
-    tracing::info!(admin = %me.key(), user = %account.key(), "admin reset the account's failure budget");
+    tracing::info!(target: LOG_TARGET, admin = %me.key(), user = %account.key(), "admin reset the account's failure budget");
     Ok(see_other(&format!(
         "{}?done=account-reset",
         user_url(account.id)
@@ -238,7 +238,7 @@ pub(super) async fn add_backup_code(
     checked_form(&state, &otp, &headers, form, ADMIN_URL).await?;
     let account = load_user(&state, &otp, &id).await?;
     let (device, code) = state.otp().add_static_token(&account.key(), None).await?;
-    tracing::info!(
+    tracing::info!(target: LOG_TARGET,
         admin = %me.key(),
         user = %account.key(),
         device = %device.id,
