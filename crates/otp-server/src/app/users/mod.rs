@@ -53,20 +53,21 @@
 //! as long as for a real user with a wrong password. Passwords are 8 to 1024 characters; a
 //! longer one is refused before any hashing.
 
-use std::fmt;
-use std::sync::{Arc, OnceLock};
+mod names;
+mod passwords;
+mod types;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use std::fmt;
+use std::sync::Arc;
+
 use otp_axum::AccountsError;
 use otp_core::{BoxFuture, Clock, Migration, Pool, Store, SystemClock, Timestamp};
-use serde::Serialize;
-use serde::ser::SerializeStruct;
-use tokio::sync::Semaphore;
-use unicode_normalization::UnicodeNormalization;
-use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
-use unicode_security::MixedScript;
-use zeroize::Zeroizing;
 
+pub use self::names::{check_username, normalize_username};
+use self::names::{nfkc, username_key};
+use self::passwords::Hasher;
+pub use self::passwords::check_password;
+pub use self::types::{NewUser, User, UserError, UserPage, UserQuery};
 use super::password_backoff::{self, PasswordBackoff};
 
 /// The migrations of the app's own tables.
@@ -107,148 +108,12 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 /// The most users one page of [`Users::list`] holds.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
+/// The target of the log events of the users (the password hash check's among them): this
+/// module's path, whichever of its files logs.
+const LOG_TARGET: &str = module_path!();
+
 /// The columns of a user row, in the order [`UserRow`] reads them.
 const USER_COLUMNS: &str = "id, username, email, is_staff, created_at, password_changed_at";
-
-/// Everything that can go wrong with the app's users. No variant carries a password.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum UserError {
-    /// A username breaks the rules (1 to 64 characters in NFKC, no control, invisible,
-    /// text-direction or unassigned characters, one script, no white space at either end, not
-    /// digits only: see [`normalize_username`]); the text says which.
-    #[error("invalid username: {0}")]
-    InvalidUsername(&'static str),
-    /// Another user has this username (in any case).
-    #[error("the username is already taken")]
-    UsernameTaken,
-    /// A password is too short or too long; the text says which.
-    #[error("invalid password: {0}")]
-    InvalidPassword(&'static str),
-    /// An email address that cannot be one.
-    #[error("invalid email address")]
-    InvalidEmail,
-    /// No user has that id.
-    #[error("no such user")]
-    NotFound,
-    /// The database failed, or the framework's migrations did.
-    #[error(transparent)]
-    Core(#[from] otp_core::Error),
-    /// Hashing failed (the blocking thread pool is gone, or a stored hash is malformed).
-    #[error("password hashing failed: {0}")]
-    Hashing(String),
-}
-
-impl From<sqlx::Error> for UserError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Core(otp_core::Error::from(err))
-    }
-}
-
-/// A user of the app. `Serialize` gives templates and JSON `id`, `key`, `username`, `email`,
-/// `is_staff` and `created_at` (Unix seconds).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// The user's number.
-    pub id: i64,
-    /// The username, as written at sign-up.
-    pub username: String,
-    /// The email address, if one was given.
-    pub email: Option<String>,
-    /// Whether the user may use the admin pages.
-    pub is_staff: bool,
-    /// When the account was made.
-    pub created_at: Timestamp,
-    /// When the password was last set.
-    pub password_changed_at: Timestamp,
-}
-
-impl User {
-    /// The key the framework knows the user by: the id as text.
-    pub fn key(&self) -> String {
-        self.id.to_string()
-    }
-}
-
-impl Serialize for User {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut user = serializer.serialize_struct("User", 6)?;
-        user.serialize_field("id", &self.id)?;
-        user.serialize_field("key", &self.key())?;
-        user.serialize_field("username", &self.username)?;
-        user.serialize_field("email", &self.email)?;
-        user.serialize_field("is_staff", &self.is_staff)?;
-        user.serialize_field("created_at", &self.created_at.unix_secs())?;
-        user.end()
-    }
-}
-
-/// A user to create with [`Users::create`]. Not `Debug`: it holds the password.
-pub struct NewUser<'a> {
-    /// The username (see the rules on [`UserError::InvalidUsername`]).
-    pub username: &'a str,
-    /// An email address; `None` or empty for none.
-    pub email: Option<&'a str>,
-    /// The password, 8 to 1024 characters.
-    pub password: &'a str,
-    /// Whether the user may use the admin pages.
-    pub is_staff: bool,
-}
-
-impl<'a> NewUser<'a> {
-    /// A user who is not staff and has no email address.
-    pub fn new(username: &'a str, password: &'a str) -> Self {
-        Self {
-            username,
-            email: None,
-            password,
-            is_staff: false,
-        }
-    }
-
-    /// With an email address.
-    pub fn with_email(mut self, email: Option<&'a str>) -> Self {
-        self.email = email;
-        self
-    }
-
-    /// With the staff flag.
-    pub fn with_staff(mut self, is_staff: bool) -> Self {
-        self.is_staff = is_staff;
-        self
-    }
-}
-
-/// Which users [`Users::list`] returns.
-#[derive(Debug, Clone, Default)]
-pub struct UserQuery {
-    /// Only users whose username or email address contains this text, in any case.
-    pub search: Option<String>,
-    /// The page, from 1 (0 counts as 1).
-    pub page: u32,
-    /// Users per page, 1 to [`MAX_PAGE_SIZE`] (0 means 25).
-    pub per_page: u32,
-}
-
-/// One page of users, by ascending id.
-#[derive(Debug, Clone, Serialize)]
-pub struct UserPage {
-    /// The users on this page.
-    pub users: Vec<User>,
-    /// How many users match in all.
-    pub total: u64,
-    /// This page's number, from 1.
-    pub page: u32,
-    /// Users per page.
-    pub per_page: u32,
-}
-
-impl UserPage {
-    /// How many pages there are (at least 1).
-    pub fn pages(&self) -> u64 {
-        self.total.div_ceil(u64::from(self.per_page)).max(1)
-    }
-}
 
 /// The app's users, in the framework's database. Cheap to clone.
 #[derive(Clone)]
@@ -708,110 +573,6 @@ pub fn parse_key(key: &str) -> Option<i64> {
     canonical.then(|| key.parse().ok()).flatten()
 }
 
-/// `text` in Unicode normalisation form NFKC.
-fn nfkc(text: &str) -> String {
-    text.nfkc().collect()
-}
-
-/// The case-insensitive form of a username, which carries the unique index: NFKC, then lower
-/// case.
-fn username_key(username: &str) -> String {
-    nfkc(username).to_lowercase()
-}
-
-/// A new username in the form it is stored in (NFKC), if it meets the rules: those of
-/// [`check_username`], and no character that shows nothing or changes the direction of text
-/// (zero-width spaces and joiners, soft hyphens, bidirectional marks, embeddings, overrides
-/// and isolates), no private-use or unassigned code point, and letters of one script only, so
-/// that the name cannot pass for another (`аdmin` with a Cyrillic `а` for `admin`).
-///
-/// # Errors
-///
-/// [`UserError::InvalidUsername`] saying which rule is broken.
-pub fn normalize_username(username: &str) -> Result<String, UserError> {
-    let username = nfkc(username);
-    check_username(&username)?;
-    for c in username.chars() {
-        match c.general_category() {
-            GeneralCategory::Format
-            | GeneralCategory::LineSeparator
-            | GeneralCategory::ParagraphSeparator => {
-                return Err(UserError::InvalidUsername(
-                    "it must not contain invisible or text-direction characters (such as \
-                     zero-width spaces or right-to-left marks)",
-                ));
-            }
-            GeneralCategory::PrivateUse
-            | GeneralCategory::Unassigned
-            | GeneralCategory::Surrogate => {
-                return Err(UserError::InvalidUsername(
-                    "it must not contain private-use or unassigned characters",
-                ));
-            }
-            _ => {}
-        }
-    }
-    if !username.as_str().is_single_script() {
-        return Err(UserError::InvalidUsername(
-            "it must not mix scripts (such as Latin and Cyrillic letters), which could make it \
-             look like another user's name",
-        ));
-    }
-    Ok(username)
-}
-
-/// Checks the username rules.
-///
-/// # Errors
-///
-/// [`UserError::InvalidUsername`] saying which rule is broken.
-pub fn check_username(username: &str) -> Result<(), UserError> {
-    if username.is_empty() {
-        return Err(UserError::InvalidUsername("it must not be empty"));
-    }
-    if username.chars().count() > MAX_USERNAME_LEN {
-        return Err(UserError::InvalidUsername(
-            "it must be at most 64 characters long",
-        ));
-    }
-    if username.chars().any(char::is_control) {
-        return Err(UserError::InvalidUsername(
-            "it must not contain control characters",
-        ));
-    }
-    if username.trim() != username {
-        return Err(UserError::InvalidUsername(
-            "it must not begin or end with white space",
-        ));
-    }
-    if username.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(UserError::InvalidUsername(
-            "it must not be made of digits only (those are user keys)",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks the password rules.
-///
-/// # Errors
-///
-/// [`UserError::InvalidPassword`] saying which rule is broken.
-pub fn check_password(password: &str) -> Result<(), UserError> {
-    let len = password.chars().count();
-    if len < MIN_PASSWORD_LEN {
-        return Err(UserError::InvalidPassword(
-            "it must be at least 8 characters long",
-        ));
-    }
-    if len > MAX_PASSWORD_LEN {
-        return Err(UserError::InvalidPassword(
-            "it must be at most 1024 characters long",
-        ));
-    }
-    Ok(())
-}
-
 /// The framework's one rule for email addresses ([`otp_core::check_email_address`]), the same
 /// as for email devices.
 fn check_email(email: &str) -> Result<(), UserError> {
@@ -835,210 +596,9 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|db| db.is_unique_violation())
 }
 
-/// The algorithm, version and cost of a PHC string (`$argon2id$v=19$m=…,t=…,p=…`), without its
-/// salt and hash, and without its `$` separators (`argon2id v=19 m=…,t=…,p=…`), so that the
-/// log holds nothing shaped like a password hash.
-fn phc_cost(phc: &str) -> String {
-    let end = phc
-        .match_indices('$')
-        .nth(3)
-        .map_or(phc.len(), |(at, _)| at);
-    phc[..end].trim_start_matches('$').replace('$', " ")
-}
-
-/// Argon2id hashing on the blocking threads, a bounded number at a time.
-struct Hasher {
-    argon2: Argon2<'static>,
-    /// A hash of a random password, to check unknown users against.
-    dummy: OnceLock<String>,
-    permits: Arc<Semaphore>,
-}
-
-impl Hasher {
-    fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        Self {
-            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default()),
-            dummy: OnceLock::new(),
-            permits: Arc::new(Semaphore::new(cores)),
-        }
-    }
-
-    /// Runs `work` on a blocking thread once a permit is free. The permit goes with the work,
-    /// so a caller that gives up (a request that timed out) does not free it early.
-    async fn blocking<T: Send + 'static>(
-        self: &Arc<Self>,
-        work: impl FnOnce(&Self) -> T + Send + 'static,
-    ) -> Result<T, UserError> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| UserError::Hashing("the hasher is closed".into()))?;
-        let hasher = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work(&hasher)
-        })
-        .await
-        .map_err(|err| UserError::Hashing(err.to_string()))
-    }
-
-    fn hash_now(&self, password: &[u8]) -> Result<String, UserError> {
-        self.argon2
-            .hash_password(password)
-            .map(|hash| hash.to_string())
-            .map_err(|err| UserError::Hashing(err.to_string()))
-    }
-
-    /// A PHC string of `password` with a fresh salt.
-    async fn hash(self: &Arc<Self>, password: &str) -> Result<Zeroizing<String>, UserError> {
-        let password = Zeroizing::new(password.to_owned());
-        self.blocking(move |hasher| hasher.hash_now(password.as_bytes()))
-            .await?
-            .map(Zeroizing::new)
-    }
-
-    /// The dummy hash, made on first use (on a blocking thread).
-    async fn dummy(self: &Arc<Self>) -> Result<String, UserError> {
-        if let Some(dummy) = self.dummy.get() {
-            return Ok(dummy.clone());
-        }
-        self.blocking(|hasher| {
-            let mut random = [0u8; 32];
-            getrandom::fill(&mut random)
-                .expect("the operating system random number generator failed");
-            let made = hasher.hash_now(&random)?;
-            Ok(hasher.dummy.get_or_init(|| made).clone())
-        })
-        .await?
-    }
-
-    /// Whether `password` matches `hash`; with `None`, checks it against the dummy hash and
-    /// returns `false`, taking the same time. Both go the same way from here on: an owned hash
-    /// made on this thread, moved to a blocking thread, checked, dropped there (a user's hash
-    /// moved in while the dummy was cloned on the blocking thread measured about 1 ms slower
-    /// per check; see `otp bench login-timing`).
-    async fn verify(
-        self: &Arc<Self>,
-        password: &str,
-        hash: Option<String>,
-    ) -> Result<bool, UserError> {
-        let real = hash.is_some();
-        let hash = match hash {
-            Some(hash) => hash,
-            None => self.dummy().await?,
-        };
-        let password = Zeroizing::new(password.to_owned());
-        let matches = self
-            .blocking(move |hasher| {
-                // The same event for a user's hash and the dummy: it names the cost, not the hash.
-                tracing::trace!(cost = phc_cost(&hash), "checking a password hash");
-                match hasher
-                    .argon2
-                    .verify_password(password.as_bytes(), hash.as_str())
-                {
-                    Ok(()) => Ok(true),
-                    Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-                    Err(err) => Err(UserError::Hashing(format!(
-                        "a stored password hash cannot be used: {err}"
-                    ))),
-                }
-            })
-            .await??;
-        Ok(real && matches)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn username_rules() {
-        for good in [
-            "alice",
-            "Alice Smith",
-            "ünïcødé",
-            "a",
-            "x1",
-            "1x",
-            &"a".repeat(64),
-        ] {
-            check_username(good).unwrap_or_else(|err| panic!("{good:?}: {err}"));
-        }
-        for (bad, why) in [
-            ("", "empty"),
-            (&"a".repeat(65) as &str, "at most 64"),
-            ("a\u{7}b", "control"),
-            ("a\nb", "control"),
-            (" alice", "white space"),
-            ("alice\u{a0}", "white space"),
-            ("42", "digits only"),
-            ("007", "digits only"),
-        ] {
-            let err = check_username(bad).unwrap_err().to_string();
-            assert!(err.contains(why), "{bad:?}: {err}");
-        }
-    }
-
-    /// Issue #10: lookalikes of a name are refused, compatibility forms become the name.
-    #[test]
-    fn new_usernames_are_normalised_and_lookalikes_refused() {
-        for (typed, stored) in [
-            ("alice", "alice"),
-            ("Alice Smith", "Alice Smith"),
-            ("ünïcødé", "ünïcødé"),
-            ("u\u{308}ber", "\u{fc}ber"),
-            ("\u{ff41}\u{ff44}\u{ff4d}\u{ff49}\u{ff4e}", "admin"),
-            ("\u{fb01}sh", "fish"),
-            (
-                "\u{430}\u{434}\u{43c}\u{438}\u{43d}",
-                "\u{430}\u{434}\u{43c}\u{438}\u{43d}",
-            ),
-            ("山田たろう", "山田たろう"),
-            ("ｶﾀｶﾅ", "カタカナ"),
-            ("jane.doe-42_x", "jane.doe-42_x"),
-        ] {
-            assert_eq!(
-                normalize_username(typed).unwrap_or_else(|err| panic!("{typed:?}: {err}")),
-                stored,
-                "{typed:?}"
-            );
-        }
-        for (bad, why) in [
-            ("\u{430}dmin", "mix scripts"),
-            ("admin\u{3b1}", "mix scripts"),
-            ("ad\u{200b}min", "invisible"),
-            ("ad\u{200c}min", "invisible"),
-            ("ad\u{200d}min", "invisible"),
-            ("ad\u{2060}min", "invisible"),
-            ("\u{feff}admin", "invisible"),
-            ("adm\u{ad}in", "invisible"),
-            ("admin\u{200e}", "invisible"),
-            ("\u{202e}nimda", "invisible"),
-            ("ad\u{2066}min\u{2069}", "invisible"),
-            ("ad\u{2028}min", "invisible"),
-            ("ad\u{e000}min", "private-use"),
-            ("ad\u{378}min", "unassigned"),
-            ("ad\u{7}min", "control"),
-            ("\u{ff11}\u{ff12}", "digits only"),
-            ("\u{3000}admin", "white space"),
-        ] {
-            let err = normalize_username(bad).unwrap_err().to_string();
-            assert!(err.contains(why), "{bad:?}: {err}");
-        }
-        // The key of a lookup is the stored name's key, whatever form was typed.
-        assert_eq!(username_key("\u{ff21}DMIN"), username_key("admin"));
-        assert_eq!(username_key("\u{ff43}arol"), "carol");
-    }
-
-    #[test]
-    fn password_rules() {
-        check_password("12345678").unwrap();
-        check_password(&"é".repeat(1024)).unwrap();
-        assert!(check_password("1234567").is_err());
-        assert!(check_password(&"a".repeat(1025)).is_err());
-    }
 
     #[test]
     fn email_rules() {
@@ -1068,49 +628,5 @@ mod tests {
     #[test]
     fn like_wildcards_are_escaped() {
         assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
-    }
-
-    #[test]
-    fn new_user_debug_is_not_derived() {
-        // NewUser holds a password; User has none, and its Debug shows no hash.
-        let user = User {
-            id: 1,
-            username: "alice".into(),
-            email: None,
-            is_staff: false,
-            created_at: Timestamp::from_unix_millis(0),
-            password_changed_at: Timestamp::from_unix_millis(0),
-        };
-        assert!(!format!("{user:?}").contains("argon2"));
-        assert_eq!(user.key(), "1");
-    }
-
-    fn cost(phc: &str) -> Vec<String> {
-        phc_cost(phc).split(' ').map(str::to_owned).collect()
-    }
-
-    #[tokio::test]
-    async fn unknown_users_are_checked_against_a_hash_of_the_same_cost() {
-        let hasher = Arc::new(Hasher::new());
-        let real = hasher.hash("a long password").await.unwrap();
-        assert!(hasher.dummy.get().is_none());
-        // No user: the password is checked against the dummy hash, made on first use.
-        assert!(!hasher.verify("a long password", None).await.unwrap());
-        let dummy = hasher
-            .dummy
-            .get()
-            .expect("the dummy hash was checked against");
-        assert_eq!(cost(dummy).len(), 3, "{dummy}");
-        assert_eq!(
-            cost(dummy),
-            cost(&real),
-            "the same work as a real user's check"
-        );
-        assert!(
-            hasher
-                .verify("a long password", Some(real.to_string()))
-                .await
-                .unwrap()
-        );
     }
 }
