@@ -288,6 +288,52 @@ pub async fn find(otp: &OtpSession, id: &DeviceId) -> Result<Device, ManageError
         .ok_or(ManageError::Refused(Refusal::NotFound))
 }
 
+/// A kind users may add, as a page's "add a device" section shows it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct AddableKind {
+    /// The kind's name, the last segment of the enrolment's path (`/devices/{kind}`).
+    pub name: &'static str,
+    /// Its label.
+    pub label: &'static str,
+    /// One sentence on it.
+    pub description: &'static str,
+    /// How it is enrolled, which says what the form asks: `generated_secret`,
+    /// `delivered_code` (an address), `codes_shown_once`, `client_ceremony`.
+    pub enrolment: &'static str,
+    /// The text of the button that starts it.
+    pub action: &'static str,
+    /// Whether the user has the one device of a kind that allows one.
+    pub has_one: bool,
+}
+
+/// The kinds users may add, in the registry's order: every kind that says users enrol it,
+/// with whether `devices` (the user's) hold the one device of a kind that allows one.
+pub fn addable_kinds(otp: &OtpSession, devices: &[Device]) -> Vec<AddableKind> {
+    otp.web()
+        .otp()
+        .device_kinds()
+        .filter_map(|kind| {
+            let (enrolment, action) = match kind.enrolment() {
+                Enrolment::GeneratedSecret => ("generated_secret", "Set up"),
+                Enrolment::DeliveredCode => ("delivered_code", "Send a code to confirm"),
+                Enrolment::CodesShownOnce => ("codes_shown_once", "Generate codes"),
+                Enrolment::ClientCeremony => ("client_ceremony", "Register"),
+                _ => return None,
+            };
+            Some(AddableKind {
+                name: kind.name(),
+                label: kind.label(),
+                description: kind.description(),
+                enrolment,
+                action,
+                has_one: kind.one_per_user()
+                    && devices.iter().any(|device| device.kind() == kind.name()),
+            })
+        })
+        .collect()
+}
+
 /// What the app shows of the session's user ([`crate::Accounts::profile`]), if it says.
 ///
 /// # Errors

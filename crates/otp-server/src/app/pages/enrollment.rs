@@ -390,48 +390,6 @@ pub(crate) fn with_retry_after(mut response: Response, refusal: &Refusal) -> Res
     response
 }
 
-/// A kind users may add, as the list's "Add a device" section shows it.
-#[derive(Serialize)]
-struct AddableKind {
-    /// The kind's name, the last segment of the form's target.
-    name: &'static str,
-    label: &'static str,
-    description: &'static str,
-    /// How it is enrolled, which says what the form asks: `generated_secret`,
-    /// `delivered_code` (an address), `codes_shown_once`, `client_ceremony`.
-    enrolment: &'static str,
-    /// The submit button's text.
-    action: &'static str,
-    /// Whether the user has the one device of a kind that allows one.
-    has_one: bool,
-}
-
-/// The kinds users may add, in the registry's order: every kind that says users enrol it.
-fn addable_kinds(state: &AppState, devices: &[Device]) -> Vec<AddableKind> {
-    state
-        .otp()
-        .device_kinds()
-        .filter_map(|kind| {
-            let (enrolment, action) = match kind.enrolment() {
-                Enrolment::GeneratedSecret => ("generated_secret", "Set up"),
-                Enrolment::DeliveredCode => ("delivered_code", "Send a code to confirm"),
-                Enrolment::CodesShownOnce => ("codes_shown_once", "Generate codes"),
-                Enrolment::ClientCeremony => ("client_ceremony", "Register"),
-                _ => return None,
-            };
-            Some(AddableKind {
-                name: kind.name(),
-                label: kind.label(),
-                description: kind.description(),
-                enrolment,
-                action,
-                has_one: kind.one_per_user()
-                    && devices.iter().any(|device| device.kind() == kind.name()),
-            })
-        })
-        .collect()
-}
-
 /// The list, with a status and messages.
 async fn devices_page(
     state: &AppState,
@@ -446,7 +404,7 @@ async fn devices_page(
         .iter()
         .map(|device| DeviceView::new(&owner.otp, device, confirmed))
         .collect::<Result<Vec<_>, _>>()?;
-    let addable = addable_kinds(state, &devices);
+    let addable = manage::addable_kinds(&owner.otp, &devices);
     let mut page = state.page(&owner.otp).await?;
     page.error = error;
     page.notice = notice;
