@@ -1189,6 +1189,22 @@ impl Otp {
         self.inner.store.reset_account(user_key).await
     }
 
+    /// Deletes what the per-recipient limit of challenges no longer needs: the rows of
+    /// recipients whose hour has passed. Call it now and then (`otp serve` does, once a
+    /// minute), or the table keeps one small row per address ever sent a code.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`].
+    pub async fn forget_closed_challenge_windows(&self) -> Result<u64, Error> {
+        let now = self.inner.clock.now().unix_millis();
+        let window = i64::try_from(CHALLENGE_WINDOW.as_millis()).unwrap_or(i64::MAX);
+        self.inner
+            .store
+            .forget_closed_recipient_windows(now.saturating_sub(window))
+            .await
+    }
+
     /// The account's session epoch: a number that [`Otp::end_sessions`] moves on. A web layer
     /// stores it in a session at login and treats a session whose epoch is behind the
     /// account's as ended, whatever its store still holds (`otp-axum` does).

@@ -466,6 +466,29 @@ async fn a_recipient_gets_at_most_its_challenges_of_the_hour(db: TestDb) {
     assert_eq!(counts, vec![1, 5], "one row per address, its challenges");
 }
 
+/// A recipient's row lives for its hour only: the clean-up deletes it once the window closed.
+async fn closed_recipient_windows_are_forgotten(db: TestDb) {
+    let (env, _smtp) = env_with_smtp(db, no_throttle()).await;
+    let device = env
+        .otp
+        .create_email_device("alice", "mail", "someone@example.com", true)
+        .await
+        .unwrap();
+    assert!(matches!(
+        env.otp
+            .generate_challenge("alice", &device.id)
+            .await
+            .unwrap(),
+        ChallengeOutcome::Sent { .. }
+    ));
+    env.advance_ms(3_600_000 - 1);
+    assert_eq!(env.otp.forget_closed_challenge_windows().await.unwrap(), 0);
+    assert_eq!(recipient_rows(&env).await.1, vec![1]);
+    env.advance_ms(1);
+    assert_eq!(env.otp.forget_closed_challenge_windows().await.unwrap(), 1);
+    assert!(recipient_rows(&env).await.1.is_empty());
+}
+
 /// Concurrent challenges of many accounts to one address send exactly the allowance.
 async fn concurrent_challenges_to_one_address_do_not_overrun_it(db: TestDb) {
     let mut settings = no_throttle();
@@ -524,6 +547,7 @@ store_tests!(
     an_account_sends_at_most_its_challenges_of_the_hour,
     a_recipient_gets_at_most_its_challenges_of_the_hour,
     concurrent_challenges_to_one_address_do_not_overrun_it,
+    closed_recipient_windows_are_forgotten,
     concurrent_challenges_do_not_overrun_the_allowance,
     an_operator_reset_restores_the_challenges_of_the_hour,
     a_code_is_sent_verified_once_and_stored_only_hashed,

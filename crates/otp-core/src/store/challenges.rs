@@ -96,4 +96,22 @@ impl Store {
         });
         Ok(())
     }
+
+    /// Deletes the recipients' rows whose window closed before `closed_before` (in
+    /// milliseconds since the epoch); returns how many. A row only limits challenges within its
+    /// window, so one past it counts nothing.
+    pub(crate) async fn forget_closed_recipient_windows(
+        &self,
+        closed_before: i64,
+    ) -> Result<u64, Error> {
+        const SQL: &str = "DELETE FROM otp_challenge_recipients WHERE challenge_window_start <= $1";
+        let deleted = on_pool!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(closed_before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted)
+    }
 }

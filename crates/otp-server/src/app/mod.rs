@@ -568,6 +568,7 @@ pub fn spawn_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
     let sessions = state.sessions.clone();
     let buckets = state.rate_limit_buckets.clone();
     let users = state.users.clone();
+    let otp = state.otp().clone();
     let interval = state.config.session_cleanup_interval;
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
@@ -584,6 +585,9 @@ pub fn spawn_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
             if let Err(err) = users.forget_password_failures().await {
                 tracing::warn!(error = %err, "deleting forgotten password failures failed");
+            }
+            if let Err(err) = otp.forget_closed_challenge_windows().await {
+                tracing::warn!(error = %err, "deleting closed challenge windows failed");
             }
         }
     })
