@@ -388,26 +388,10 @@ async fn concurrent_challenges_do_not_overrun_the_allowance(db: TestDb) {
     let mut settings = no_throttle();
     settings.challenges_per_hour = 4;
     let (env, smtp) = env_with_smtp(db, settings).await;
-    let mut tasks = Vec::new();
-    for n in 0..12 {
-        let device = env
-            .otp
-            .create_email_device("alice", &format!("mail {n}"), "alice@example.com", true)
-            .await
-            .unwrap();
-        let otp = env.otp.clone();
-        tasks.push(tokio::spawn(async move {
-            otp.generate_challenge("alice", &device.id).await.unwrap()
-        }));
-    }
-    let mut sent = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            ChallengeOutcome::Sent { .. } => sent += 1,
-            ChallengeOutcome::Cooldown { .. } => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let sent = race_challenges(&env, |_| {
+        ("alice".to_owned(), "alice@example.com".to_owned())
+    })
+    .await;
     assert_eq!(sent, 4);
     assert_eq!(smtp.received().len(), 4);
 }
@@ -494,12 +478,24 @@ async fn concurrent_challenges_to_one_address_do_not_overrun_it(db: TestDb) {
     let mut settings = no_throttle();
     settings.email_per_address_per_hour = 4;
     let (env, smtp) = env_with_smtp(db, settings).await;
+    let sent = race_challenges(&env, |n| {
+        (format!("user{n}"), "victim@example.com".to_owned())
+    })
+    .await;
+    assert_eq!(sent, 4);
+    assert_eq!(smtp.received().len(), 4);
+}
+
+/// Makes 12 email devices, device `n` of the user and address that `owner(n)` names, then
+/// sends a challenge to each at once; returns how many were sent (the others must be refused
+/// with a cooldown).
+async fn race_challenges(env: &Env, owner: impl Fn(usize) -> (String, String)) -> usize {
     let mut tasks = Vec::new();
     for n in 0..12 {
-        let user = format!("user{n}");
+        let (user, address) = owner(n);
         let device = env
             .otp
-            .create_email_device(&user, "mail", "victim@example.com", true)
+            .create_email_device(&user, &format!("mail {n}"), &address, true)
             .await
             .unwrap();
         let otp = env.otp.clone();
@@ -515,8 +511,7 @@ async fn concurrent_challenges_to_one_address_do_not_overrun_it(db: TestDb) {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(sent, 4);
-    assert_eq!(smtp.received().len(), 4);
+    sent
 }
 
 /// The recipients' rows as text, and their counts in ascending order.
