@@ -108,11 +108,6 @@ impl Owner {
     }
 }
 
-/// The step-up window in whole minutes (at least 1), for messages.
-pub(crate) fn step_up_minutes(otp: &OtpSession) -> u64 {
-    (otp.web().config().step_up_window.as_secs() / 60).max(1)
-}
-
 /// The outcome of the access rule for a logged-in user.
 pub(crate) enum Access {
     /// The user may manage their devices.
@@ -419,7 +414,6 @@ async fn devices_page(
             room => devices.len() < MAX_DEVICES,
             max_devices => MAX_DEVICES,
             fresh => owner.may_change_devices().await?,
-            fresh_minutes => step_up_minutes(&owner.otp),
         },
     ))
 }
